@@ -1,0 +1,23 @@
+"""glrjax: pure, jit-compiled solvers for graph signal processing and sparse learning.
+
+Every solver returns ``(solution, Info)`` and is differentiated the way its
+``gradient=`` argument says: :class:`Unrolled`, :class:`Checkpointed`,
+:class:`Truncated` or :class:`Implicit`.
+"""
+
+from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
+from glrjax.iterate import Info
+from glrjax.linear import cg, jacobi
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Checkpointed",
+    "GradientMode",
+    "Implicit",
+    "Info",
+    "Truncated",
+    "Unrolled",
+    "cg",
+    "jacobi",
+]
