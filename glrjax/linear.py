@@ -7,12 +7,11 @@ explicit arguments, so gradients reach ``b`` and ``args`` (and, in the unrolled 
 
 from __future__ import annotations
 
-import numbers
-
 import jax
 import jax.numpy as jnp
 
 from glrjax import _krylov
+from glrjax._validate import check_float_array, check_maxiter, check_tol
 from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
 
@@ -40,38 +39,6 @@ def jacobi(diagonal):
         return lambda r, args: r / diagonal(args)
     diagonal = jnp.asarray(diagonal)
     return lambda r, args: r / diagonal
-
-
-def check_maxiter(maxiter, name: str = "maxiter") -> int:
-    """Validate a static iteration cap (a Python int >= 1)."""
-    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral):
-        raise TypeError(
-            f"{name}={maxiter!r} must be a Python int (it fixes the loop length at trace time)."
-        )
-    if maxiter < 1:
-        raise ValueError(f"{name}={maxiter} must be >= 1, e.g. {name}=100.")
-    return int(maxiter)
-
-
-def check_tol(tol, name: str = "tol") -> None:
-    """Validate a tolerance: concrete values must be >= 0; traced values pass."""
-    try:
-        value = float(tol)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return  # traced: checked at run time by the stopping rule itself
-    if not value >= 0:
-        raise ValueError(f"{name}={tol} must be >= 0, e.g. {name}=1e-6.")
-
-
-def check_float_array(x, name: str) -> jax.Array:
-    """Return ``x`` as an array, raising a TypeError unless it has a real floating dtype."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(
-            f"{name} has dtype {x.dtype}; glrjax solvers need real floating arrays. "
-            f"Cast it, e.g. {name}.astype(jnp.float32)."
-        )
-    return x
 
 
 def _check_schedule(s, name: str, maxiter: int, dtype) -> jax.Array | None:
