@@ -8,6 +8,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.iterate import Info
 from glrjax.linear import cg, jacobi
+from glrjax.primal_dual import PrimalDual, primal_dual
 
 __version__ = "0.1.0"
 
@@ -16,8 +17,10 @@ __all__ = [
     "GradientMode",
     "Implicit",
     "Info",
+    "PrimalDual",
     "Truncated",
     "Unrolled",
     "cg",
     "jacobi",
+    "primal_dual",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from glrjax import _krylov
 from glrjax.gradients import Implicit
@@ -27,8 +28,8 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
     """Cotangent of ``params`` for the solution ``x`` of ``optimality(x, params) = 0``.
 
     Args:
-        optimality: F(x, params), same shape as ``x``; zero at the solution.
-        x: the solution.
+        optimality: F(x, params), same structure as ``x``; zero at the solution.
+        x: the solution (an array or a pytree of arrays, e.g. a primal-dual pair).
         params: pytree of differentiable inputs of F.
         cotangent: x̄, the cotangent of ``x``.
         gradient: the :class:`~glrjax.Implicit` mode (backward solver and tolerances).
@@ -38,10 +39,14 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
         The cotangent of ``params``; NaN everywhere when the backward solve failed and
         ``gradient.on_failure == "nan"``.
     """
-    _, vjp_x = jax.vjp(lambda z: optimality(z, params), x)
+    flat_x, unravel = ravel_pytree(x)
+    flat_ct, _ = ravel_pytree(cotangent)
+    _, vjp_x = jax.vjp(lambda z: ravel_pytree(optimality(unravel(z), params))[0], flat_x)
 
-    def jt(u):  # (∂F/∂x)ᵀ u
+    def jt(u):  # (∂F/∂x)ᵀ u on the flattened solution
         return vjp_x(u)[0]
+
+    cotangent = flat_ct.astype(flat_x.dtype)
 
     solver = _backward_solver(gradient, symmetric)
     if solver == "neumann":
@@ -54,7 +59,7 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
     if gradient.on_failure == "nan":
         u = jnp.where(ok, u, jnp.nan)
     _, vjp_params = jax.vjp(lambda p: optimality(x, p), params)
-    return vjp_params(u)[0]
+    return vjp_params(unravel(u))[0]
 
 
 def implicit_solve(forward, optimality, params, x0, gradient: Implicit, symmetric: bool):
@@ -67,7 +72,7 @@ def implicit_solve(forward, optimality, params, x0, gradient: Implicit, symmetri
     ``A = lambda x, args: M @ x`` still gets the right gradient for ``M``.
     """
     x_shape = jax.eval_shape(lambda p, z: forward(p, z)[0], params, x0)
-    x_like = jnp.zeros(x_shape.shape, x_shape.dtype)
+    x_like = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), x_shape)
     fwd_conv, fwd_consts = jax.closure_convert(forward, params, x0)
     opt_conv, opt_consts = jax.closure_convert(optimality, x_like, params)
 

@@ -70,7 +70,7 @@ class Iteration(NamedTuple):
     init: Callable[[Any, jax.Array], Any]  # (params, x0) -> state
     step: Callable[[Any, Any, jax.Array], Any]  # (state, params, k) -> state; k = step index
     residual: Callable[[Any], jax.Array]  # state -> scalar stopping quantity
-    solution: Callable[[Any], jax.Array]  # state -> x
+    solution: Callable[[Any], Any]  # state -> x (an array or a pytree, e.g. (x, y))
     # (x, params) -> F = T(x) - x, zero at x*, for a fixed-point map T whose Jacobian
     # Implicit(solver="neumann") sums; e.g. b - Ax for a linear system (T = Richardson).
     optimality: Callable[[jax.Array, Any], jax.Array]
@@ -104,7 +104,7 @@ def _finish(it: Iteration, state, k, tol) -> tuple[jax.Array, Info]:
     """Solution and Info; a non-finite residual poisons the solution with NaN."""
     r = it.residual(state)
     x = it.solution(state)
-    x = jnp.where(jnp.isfinite(r), x, jnp.nan)
+    x = jax.tree_util.tree_map(lambda v: jnp.where(jnp.isfinite(r), v, jnp.nan), x)
     return x, Info(iterations=k, residual=r, converged=r <= tol)
 
 
@@ -210,7 +210,7 @@ def iterate(
         ``(x, info)``: the solution and an :class:`Info`.
     """
     check_gradient(gradient)
-    tol = jnp.asarray(tol, jnp.result_type(x0))
+    tol = jnp.asarray(tol, jnp.result_type(*jax.tree_util.tree_leaves(x0)))
     if isinstance(gradient, Unrolled):
         return _unrolled(it, params, x0, tol, maxiter)
     if isinstance(gradient, Checkpointed):
