@@ -9,6 +9,7 @@ from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Un
 from glrjax.iterate import Info
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
+from glrjax.sharding import shard_batch
 
 __version__ = "0.1.0"
 
@@ -23,4 +24,5 @@ __all__ = [
     "cg",
     "jacobi",
     "primal_dual",
+    "shard_batch",
 ]
