@@ -1,0 +1,240 @@
+"""One contract over every public solver × gradient mode × dtype (jaxopt's common_test, stricter).
+
+Each solver registers a :class:`Case`: a builder of ``solve(theta, gradient, maxiter, tol)
+-> (x, info)`` and a dict ``theta`` of arrays (data and hyperparameters). Every test
+below runs over every registered case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import glrjax
+
+
+class Case(NamedTuple):
+    name: str
+    make: Callable  # dtype -> (solve, theta)
+    data: str  # key of theta holding the input data (NaN test)
+    hyper: tuple[str, ...]  # keys of hyperparameters (no-recompile test)
+    maxiter: int  # enough steps to converge at tol
+    tol: float
+    fd_steps: int = 8  # fixed step count for the finite-difference check (tol = 0)
+
+
+# ---------------------------------------------------------------------------------- cases
+
+
+def _spd(n, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, n))
+    return q @ q.T / n + np.eye(n), rng.standard_normal(n)
+
+
+def make_cg(dtype):
+    s, b = _spd(6, 0)
+
+    def solve(theta, gradient, maxiter, tol):
+        return glrjax.cg(
+            lambda x, a: a["S"] @ x + a["mu"] * x,
+            theta["b"],
+            {"S": theta["S"], "mu": theta["mu"]},
+            tol=tol,
+            maxiter=maxiter,
+            gradient=gradient,
+        )
+
+    theta = {"b": jnp.asarray(b, dtype), "S": jnp.asarray(s, dtype), "mu": jnp.asarray(0.5, dtype)}
+    return solve, theta
+
+
+def _soft(v, lam, t):
+    return jnp.sign(v) * jnp.maximum(jnp.abs(v) - t * lam, 0.0)
+
+
+def make_primal_dual(dtype):
+    rng = np.random.default_rng(1)
+    y = np.repeat(rng.standard_normal(3), 3) + 0.1 * rng.standard_normal(9)
+
+    def solve(theta, gradient, maxiter, tol):
+        sol, info = glrjax.primal_dual(
+            lambda x, p: x[1:] - x[:-1],
+            jnp.zeros_like(theta["y"]),
+            theta,
+            grad_f=lambda x, p: x - p["y"],
+            prox_h=lambda v, p, t: _soft(v, p["mu"], t),
+            lipschitz=1.0,
+            norm_K=2.0,
+            tol=tol,
+            maxiter=maxiter,
+            gradient=gradient,
+        )
+        return sol.x, info
+
+    return solve, {"y": jnp.asarray(y, dtype), "mu": jnp.asarray(0.2, dtype)}
+
+
+CASES = [
+    # CG on n = 6 unknowns terminates in 6 steps; past that its step sizes are 0/0-like
+    # and the fixed-step map is not smooth, so finite differences use 3 steps.
+    Case("cg", make_cg, "b", ("mu",), 50, 1e-10, fd_steps=3),
+    Case("primal_dual", make_primal_dual, "y", ("mu",), 3000, 1e-10),
+]
+MODES = {
+    "unrolled": glrjax.Unrolled(),
+    "checkpointed": glrjax.Checkpointed(every=7),
+    "truncated": glrjax.Truncated(last=5),
+    "implicit": glrjax.Implicit(tol=1e-10, maxiter=2000),
+}
+CASE_IDS = [c.name for c in CASES]
+DTYPES = [jnp.float32, jnp.float64]
+
+
+def _tol(case, dtype):
+    return case.tol if dtype == jnp.float64 else 1e-5
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("mode", list(MODES), ids=list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_jit_grad_dtype_and_info(case, mode, dtype):
+    solve, theta = case.make(dtype)
+    gradient = MODES[mode]
+
+    def run(theta):
+        return solve(theta, gradient, case.maxiter, _tol(case, dtype))
+
+    x, info = jax.jit(run)(theta)
+    assert x.dtype == dtype, "no silent up- or down-cast"
+    assert isinstance(info, glrjax.Info)
+    assert info.iterations.dtype == jnp.int32 and info.iterations.shape == ()
+    assert info.converged.dtype == jnp.bool_ and info.converged.shape == ()
+    assert info.residual.shape == () and jnp.issubdtype(info.residual.dtype, jnp.floating)
+    assert bool(info.converged) and 0 < int(info.iterations) <= case.maxiter
+    grads = jax.jit(jax.grad(lambda t: jnp.sum(jnp.sin(run(t)[0]))))(theta)
+    for key, g in grads.items():
+        assert g.dtype == dtype and g.shape == theta[key].shape
+        assert bool(jnp.all(jnp.isfinite(g))), key
+
+
+@pytest.mark.parametrize("mode", ["unrolled", "checkpointed", "truncated"])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_check_grads_unrolled_family(case, mode):
+    """Fixed-step maps (tol = 0) are smooth: reverse mode equals finite differences.
+
+    Truncated(last=k) is a biased surrogate unless it keeps every step, so it is checked
+    with last = steps (where it must equal the true gradient).
+    """
+    solve, theta = case.make(jnp.float64)
+    steps = case.fd_steps
+    gradient = glrjax.Truncated(last=steps) if mode == "truncated" else MODES[mode]
+
+    def f(*vals):
+        t = dict(zip(theta, vals, strict=True))
+        return solve(t, gradient, steps, 0.0)[0]
+
+    check_grads(f, tuple(theta.values()), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_check_grads_implicit(case):
+    """At a tightly converged solution, the implicit gradient equals finite differences."""
+    solve, theta = case.make(jnp.float64)
+
+    def f(*vals):
+        t = dict(zip(theta, vals, strict=True))
+        return solve(t, glrjax.Implicit(tol=1e-12, maxiter=5000), 20 * case.maxiter, 1e-14)[0]
+
+    check_grads(f, tuple(theta.values()), order=1, modes=["rev"], atol=1e-5, rtol=1e-5, eps=1e-5)
+
+
+@pytest.mark.parametrize("mode", list(MODES), ids=list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_vmap_batches_problems_and_info(case, mode):
+    solve, theta = case.make(jnp.float64)
+    batch = 3
+    scales = jnp.asarray([1.0, 0.5, 2.0])
+    thetas = {
+        k: jnp.stack([v * s for s in scales]) if k == case.data else jnp.stack([v] * batch)
+        for k, v in theta.items()
+    }
+
+    def run(t):
+        return solve(t, MODES[mode], case.maxiter, case.tol)
+
+    x, info = jax.jit(jax.vmap(run))(thetas)
+    assert info.iterations.shape == (batch,) and info.converged.shape == (batch,)
+    for i in range(batch):
+        xi, _ = run({k: v[i] for k, v in thetas.items()})
+        np.testing.assert_allclose(x[i], xi, rtol=1e-9, atol=1e-12)
+    # Permuting the batch permutes the outputs.
+    perm = jnp.asarray([2, 0, 1])
+    xp, _ = jax.jit(jax.vmap(run))({k: v[perm] for k, v in thetas.items()})
+    np.testing.assert_allclose(xp, x[perm], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", list(MODES), ids=list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_changing_hyperparameters_does_not_recompile(case, mode):
+    solve, theta = case.make(jnp.float64)
+    traces = []
+
+    @jax.jit
+    def run(theta, tol):
+        traces.append(1)
+        return solve(theta, MODES[mode], case.maxiter, tol)
+
+    for i in range(3):
+        t = dict(theta)
+        for key in case.hyper:
+            t[key] = theta[key] * (1.0 + 0.1 * i)
+        t[case.data] = theta[case.data] + 0.01 * i
+        run(t, 10.0 ** (-6 - i))
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("mode", list(MODES), ids=list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_nan_input_stops_not_converged_with_nan_result(case, mode):
+    solve, theta = case.make(jnp.float64)
+    for bad in (jnp.nan, jnp.inf):
+        t = dict(theta)
+        t[case.data] = theta[case.data].at[0].set(bad)
+        x, info = jax.jit(lambda t: solve(t, MODES[mode], case.maxiter, case.tol))(t)
+        assert not bool(info.converged)
+        assert bool(jnp.all(jnp.isnan(x))), "never a finite-looking wrong answer"
+        assert int(info.iterations) <= case.maxiter
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_maxiter_exhausted_is_not_converged(case):
+    solve, theta = case.make(jnp.float64)
+    x, info = solve(theta, glrjax.Unrolled(), 2, 1e-14)
+    assert int(info.iterations) == 2 and not bool(info.converged)
+    assert bool(jnp.all(jnp.isfinite(x)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_implicit_backward_failure_nan_by_default_finite_when_ignored(case):
+    solve, theta = case.make(jnp.float64)
+
+    def grad(gradient):
+        return jax.grad(lambda t: jnp.sum(solve(t, gradient, case.maxiter, case.tol)[0] ** 2))(
+            theta
+        )
+
+    failing = dict(solver="gmres", tol=1e-14, maxiter=1)
+    g = grad(glrjax.Implicit(**failing))
+    assert all(bool(jnp.all(jnp.isnan(v))) for v in jax.tree_util.tree_leaves(g))
+    g = grad(glrjax.Implicit(**failing, on_failure="ignore"))
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree_util.tree_leaves(g))
