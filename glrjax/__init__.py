@@ -5,6 +5,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
+from glrjax import curse
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.iterate import Info
 from glrjax.linear import cg, jacobi
@@ -22,6 +23,7 @@ __all__ = [
     "Truncated",
     "Unrolled",
     "cg",
+    "curse",
     "jacobi",
     "primal_dual",
     "shard_batch",
