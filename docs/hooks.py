@@ -1,4 +1,4 @@
-"""mkdocs hook: fill ``<!-- results:NAME -->`` markers with tables from benchmarks/results/NAME.json.
+"""mkdocs hook: fill ``<!-- results:NAME -->`` markers from benchmarks/results/NAME.json.
 
 Keeps the measured numbers in the docs in sync with the committed benchmark records.
 """
