@@ -11,9 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from glrjax import graph as _graph
 from glrjax._validate import check_float_array, check_maxiter, check_nonnegative, check_tol
 from glrjax.gradients import GradientMode, Implicit, check_gradient
-from glrjax.graph import EdgeGraph, GridGraph, degree, laplacian_matvec
+from glrjax.graph import EdgeGraph, GridGraph, degree
 from glrjax.iterate import Info
 from glrjax.linear import cg
 
@@ -167,18 +168,29 @@ def glr_filter(
         meta = (graph.offsets, graph.height, graph.width)
         extra = ()
 
-        def rebuild(w, *_):
-            return GridGraph(w, *meta)
+        def prepare(w):
+            # Both directions of every edge, once per solve (outside the CG loop).
+            return _graph._grid_stencil(GridGraph(w, *meta))
+
+        def laplacian(x, op):
+            return _graph._grid_apply(graph.offsets, *op, x)
+
+        def node_degree(op):
+            return op[2]
     else:
         n = graph.num_nodes
         extra = (graph.src, graph.dst)
 
-        def rebuild(w, src, dst):
+        def prepare(w, src, dst):
             return EdgeGraph(src, dst, w, n)
 
+        def laplacian(x, op):
+            return _graph._edge_apply(n, op.weights, x, op.src, op.dst)
+
+        node_degree = degree
+
     def operator(x, args):
-        g, m = args[0], args[1]
-        return x + m * laplacian_matvec(g, x)
+        return x + args[1] * laplacian(x, args[0])
 
     if precond == "jacobi":
 
@@ -187,15 +199,19 @@ def glr_filter(
     elif precond is not None:
 
         def pc(r, args):
-            return precond(r, args[0], args[1])
+            return precond(r, args[2], args[1])
     else:
         pc = None
 
     def single(y, w, mu, alpha, beta, *edges):
-        g = rebuild(w, *edges)
-        args = (g, mu)
+        op = prepare(w, *edges)
         if precond == "jacobi":
-            args = args + (1.0 + mu * degree(g),)
+            extra_arg = 1.0 + mu * node_degree(op)
+        elif precond is not None:  # the user's preconditioner sees the graph itself
+            extra_arg = GridGraph(w, *meta) if isinstance(graph, GridGraph) else op
+        else:
+            extra_arg = None
+        args = (op, mu, extra_arg)
         return cg(
             operator,
             y,
