@@ -6,7 +6,17 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 """
 
 from glrjax import curse
+from glrjax.glr import glr_filter
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
+from glrjax.graph import (
+    EdgeGraph,
+    GridGraph,
+    degree,
+    laplacian_matvec,
+    num_edges,
+    to_dense,
+    window_offsets,
+)
 from glrjax.iterate import Info
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
@@ -16,7 +26,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Checkpointed",
+    "EdgeGraph",
     "GradientMode",
+    "GridGraph",
     "Implicit",
     "Info",
     "PrimalDual",
@@ -24,7 +36,13 @@ __all__ = [
     "Unrolled",
     "cg",
     "curse",
+    "degree",
+    "glr_filter",
     "jacobi",
+    "laplacian_matvec",
+    "num_edges",
     "primal_dual",
     "shard_batch",
+    "to_dense",
+    "window_offsets",
 ]
