@@ -129,9 +129,13 @@ def brute_l1(x, lam, t):
         return t * lam * np.sum(p + n) + 0.5 * r @ r, np.concatenate([t * lam + r, t * lam - r])
 
     res = scipy.optimize.minimize(
-        f, np.zeros(2 * k), jac=True, method="L-BFGS-B", bounds=[(0, None)] * (2 * k),
+        f,
+        np.zeros(2 * k),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0, None)] * (2 * k),
         options=dict(ftol=1e-16, gtol=1e-12),
-    )  # fmt: skip
+    )
     return (res.x[:k] - res.x[k:]).reshape(x.shape)
 
 
