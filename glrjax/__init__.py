@@ -5,7 +5,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
-from glrjax import curse
+from glrjax import curse, prox
 from glrjax.glr import glr_filter
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.graph import (
@@ -20,6 +20,16 @@ from glrjax.graph import (
 from glrjax.iterate import Info
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
+from glrjax.proximal import fista, lipschitz, pgd
+from glrjax.reconstruction import (
+    correlations,
+    debias,
+    lambda_max,
+    lambda_path,
+    linear_reconstruction,
+    reconstruction_objective,
+    support,
+)
 from glrjax.sharding import shard_batch
 
 __version__ = "0.1.0"
@@ -35,14 +45,25 @@ __all__ = [
     "Truncated",
     "Unrolled",
     "cg",
+    "correlations",
     "curse",
+    "debias",
     "degree",
+    "fista",
     "glr_filter",
     "jacobi",
+    "lambda_max",
+    "lambda_path",
     "laplacian_matvec",
+    "linear_reconstruction",
+    "lipschitz",
     "num_edges",
+    "pgd",
     "primal_dual",
+    "prox",
+    "reconstruction_objective",
     "shard_batch",
+    "support",
     "to_dense",
     "window_offsets",
 ]

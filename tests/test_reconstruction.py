@@ -1,0 +1,325 @@
+"""Group-ℓ2,1 linear reconstruction (seed 003) against scikit-learn, jaxopt, closed forms,
+least squares and finite differences."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import glrjax
+
+METHODS = ["pgd", "fista", "altmin"]
+
+
+def objective(m, rxx, ryx, lam, bias=False):
+    m = np.asarray(m, np.float64)
+    norms = np.linalg.norm(m, axis=0)
+    if bias:
+        norms = norms[:-1]
+    return 0.5 * np.sum((m @ rxx) * m) - np.sum(ryx * m) + lam * norms.sum()
+
+
+def small_problem(d=10, h=6, seed=0, bias=False):
+    """Full-rank correlations of n samples (unique solution); y = W x + noise."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    x = rng.standard_normal((n, d)) * rng.uniform(0.3, 2.0, d)
+    if bias:
+        x[:, -1] = 1.0
+    w = rng.standard_normal((d, h)) * rng.uniform(0.0, 1.0, (d, 1))  # inputs of mixed use
+    y = x @ w + 0.3 * rng.standard_normal((n, h))
+    return x.T @ x / n, y.T @ x / n
+
+
+def seed_small(seed=0):
+    """Seed 003's generator at its small size (d, h, r, n) = (100, 200, 80, 10⁴), float64."""
+    d, h, r, n = 100, 200, 80, 10_000
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((d, r)) @ rng.standard_normal((r, n))
+    y = rng.standard_normal((h, d)) @ x
+    return (x / d) @ (x.T / n), (y / d) @ (x.T / n)
+
+
+# ----------------------------------------------------------------------------- peers
+def test_seed_small_size_agrees_with_scikit_learn_and_jaxopt():
+    """All methods reach the same objective as MultiTaskLasso and jaxopt, within 1e-8."""
+    import jaxopt
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import MultiTaskLasso
+
+    rxx, ryx = seed_small()
+    lam = 0.1
+    # scikit-learn on the equivalent design: Rxx = V diag(s) Vᵀ, X = √m diag(√s) Vᵀ and
+    # Y = √m Ryx V diag(1/√s) give XᵀX/m = Rxx and YᵀX/m = Ryx (Ryx lies in Rxx's range).
+    s, v = np.linalg.eigh(rxx)
+    keep = s > 1e-12 * s.max()
+    s, v = s[keep], v[:, keep]
+    m = len(s)
+    xs = np.sqrt(m) * np.sqrt(s)[:, None] * v.T
+    ys = (np.sqrt(m) * ryx @ v / np.sqrt(s)).T
+    np.testing.assert_allclose(xs.T @ xs / m, rxx, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = MultiTaskLasso(alpha=lam, fit_intercept=False, tol=1e-12, max_iter=5000)
+        m_sk = sk.fit(xs, ys).coef_
+    # jaxopt's FISTA with the column prox and the exact 1/L.
+    col_prox = jax.vmap(jaxopt.prox.prox_group_lasso, in_axes=(1, None, None), out_axes=1)
+    solver = jaxopt.ProximalGradient(
+        fun=lambda mm, r, y: 0.5 * jnp.sum((mm @ r) * mm) - jnp.sum(y * mm),
+        prox=col_prox,
+        stepsize=1.0 / np.linalg.eigvalsh(rxx)[-1],
+        maxiter=2000,
+        tol=1e-12,
+    )
+    m_jo = solver.run(jnp.zeros_like(ryx), lam, jnp.asarray(rxx), jnp.asarray(ryx)).params
+    f_sk, f_jo = objective(m_sk, rxx, ryx, lam), objective(m_jo, rxx, ryx, lam)
+    for method in METHODS:
+        mm, info = glrjax.linear_reconstruction(
+            rxx, ryx, lam, method=method, tol=1e-10, maxiter=20000
+        )
+        assert bool(info.converged), method
+        f = objective(mm, rxx, ryx, lam)
+        for f_peer in (f_sk, f_jo):
+            assert abs(f - f_peer) <= 1e-8 * abs(f_peer), (method, f, f_peer)
+        np.testing.assert_allclose(mm, m_sk, atol=1e-4 * np.abs(m_sk).max())
+
+
+def test_identity_correlation_is_the_group_soft_threshold():
+    rng = np.random.default_rng(1)
+    ryx = rng.standard_normal((5, 8)) * rng.uniform(0.1, 2.0, 8)
+    lam = 1.2
+    norms = np.linalg.norm(ryx, axis=0)
+    expected = ryx * np.maximum(0, 1 - lam / norms)
+    for method in METHODS:
+        mm, _ = glrjax.linear_reconstruction(np.eye(8), ryx, lam, method=method, tol=1e-12)
+        np.testing.assert_allclose(mm, expected, atol=1e-10)
+    # With a bias column the last column is not shrunk.
+    mm, _ = glrjax.linear_reconstruction(np.eye(8), ryx, lam, bias=True, tol=1e-12)
+    np.testing.assert_allclose(mm[:, :-1], expected[:, :-1], atol=1e-10)
+    np.testing.assert_allclose(mm[:, -1], ryx[:, -1], atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- gradients
+@jax.jit
+def _tight(lam, rxx, ryx):
+    return glrjax.linear_reconstruction(
+        rxx, ryx, lam, method="fista", tol=1e-15, maxiter=50_000, gradient=glrjax.Implicit()
+    )[0]
+
+
+def tight(lam, rxx, ryx):
+    return np.asarray(_tight(lam, jnp.asarray(rxx), jnp.asarray(ryx)))
+
+
+CASES = [
+    ("pgd", glrjax.Implicit(tol=1e-12)),
+    ("fista", glrjax.Implicit(tol=1e-12)),
+    ("altmin", glrjax.Implicit(tol=1e-12)),
+    ("altmin", glrjax.Unrolled()),
+    ("altmin", glrjax.Checkpointed(every=30)),
+    ("altmin", glrjax.Truncated(last=40)),
+    ("fista", glrjax.Unrolled()),
+]
+
+
+@pytest.mark.parametrize(
+    "method,mode", CASES, ids=[f"{m}-{type(g).__name__.lower()}" for m, g in CASES]
+)
+def test_gradients_wrt_lambda_ryx_rxx(method, mode):
+    """Implicit against central differences of tight solves; the unrolled modes at
+    convergence against Implicit (Truncated is biased: checked loosely)."""
+    rxx, ryx = small_problem(seed=2)
+    lam = 0.4
+    c = np.random.default_rng(3).standard_normal(ryx.shape)
+
+    def loss(lam, rxx, ryx, mode):
+        mm, _ = glrjax.linear_reconstruction(
+            rxx, ryx, lam, method=method, tol=1e-13, maxiter=4000, gradient=mode
+        )
+        return jnp.sum(jnp.asarray(c) * mm)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)
+    g_lam, g_rxx, g_ryx = grad(lam, jnp.asarray(rxx), jnp.asarray(ryx), mode)
+    m_star = tight(lam, rxx, ryx)
+    assert 0 < np.count_nonzero(np.linalg.norm(m_star, axis=0)) < rxx.shape[0]  # some zeroed
+    if isinstance(mode, glrjax.Implicit):
+        h = 1e-6
+        fd = np.sum(c * (tight(lam + h, rxx, ryx) - tight(lam - h, rxx, ryx))) / (2 * h)
+        np.testing.assert_allclose(g_lam, fd, rtol=1e-5)
+        e = np.zeros_like(ryx)
+        e[2, 3] = h
+        fd = np.sum(c * (tight(lam, rxx, ryx + e) - tight(lam, rxx, ryx - e))) / (2 * h)
+        np.testing.assert_allclose(g_ryx[2, 3], fd, rtol=1e-5, atol=1e-9)
+        e = np.zeros_like(rxx)
+        e[1, 4] = e[4, 1] = h  # a symmetric perturbation of Rxx
+        fd = np.sum(c * (tight(lam, rxx + e, ryx) - tight(lam, rxx - e, ryx))) / (2 * h)
+        np.testing.assert_allclose(g_rxx[1, 4] + g_rxx[4, 1], fd, rtol=1e-5, atol=1e-9)
+    else:
+        ref = grad(lam, jnp.asarray(rxx), jnp.asarray(ryx), glrjax.Implicit(tol=1e-12))
+        rtol = 1e-2 if isinstance(mode, glrjax.Truncated) else 1e-6
+        for u, v in zip((g_lam, g_rxx, g_ryx), ref, strict=True):
+            np.testing.assert_allclose(u, v, rtol=rtol, atol=rtol * np.abs(np.asarray(v)).max())
+
+
+# ----------------------------------------------------------------------------- debias, bias
+def test_debias_is_least_squares_on_the_kept_columns():
+    rxx, ryx = small_problem(seed=4, bias=True)
+    keep = np.array([True, False, True, True, False, False, True, False, True, False])
+    got = np.asarray(glrjax.debias(rxx, ryx, keep, bias=True))
+    kept = keep.copy()
+    kept[-1] = True  # the bias column is always kept
+    expected = np.zeros_like(ryx)
+    sol, *_ = np.linalg.lstsq(rxx[np.ix_(kept, kept)], ryx[:, kept].T, rcond=None)
+    expected[:, kept] = sol.T
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert np.all(got[:, ~kept] == 0)
+    # Debiasing a penalized solution on its own support lowers the reconstruction error.
+    mm, _ = glrjax.linear_reconstruction(rxx, ryx, 0.3, bias=True, tol=1e-12)
+    sup = glrjax.support(mm, bias=True)
+    db = glrjax.debias(rxx, ryx, sup, bias=True)
+    assert objective(db, rxx, ryx, 0.0) < objective(mm, rxx, ryx, 0.0)
+    np.testing.assert_array_equal(glrjax.support(db, bias=True), sup)
+    # Differentiable in Ryx (a linear map): the gradient of Σ c⊙M is c restricted, times Rxx_SS⁻¹.
+    c = np.random.default_rng(5).standard_normal(ryx.shape)
+    g = jax.grad(lambda y: jnp.sum(c * glrjax.debias(rxx, y, keep, bias=True)))(jnp.asarray(ryx))
+    inv = np.linalg.inv(rxx[np.ix_(kept, kept)])
+    expected_g = np.zeros_like(ryx)
+    expected_g[:, kept] = c[:, kept] @ inv.T
+    np.testing.assert_allclose(g, expected_g, rtol=1e-9, atol=1e-12)
+
+
+def test_debias_with_dependent_columns_is_minimum_norm():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((50, 3))
+    x = np.concatenate([x, x[:, :1]], axis=1)  # column 3 duplicates column 0
+    rxx = x.T @ x / 50
+    ryx = rng.standard_normal((2, 50)) @ x / 50
+    got = np.asarray(glrjax.debias(rxx, ryx, np.ones(4, bool)))
+    np.testing.assert_allclose(got, ryx @ np.linalg.pinv(rxx), atol=1e-10)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_lambda_max_is_where_the_solution_becomes_empty(bias):
+    rxx, ryx = small_problem(seed=7, bias=bias)
+    lmax = float(glrjax.lambda_max(rxx, ryx, bias=bias))
+    above, _ = glrjax.linear_reconstruction(rxx, ryx, lmax * 1.001, bias=bias, tol=1e-12)
+    below, _ = glrjax.linear_reconstruction(rxx, ryx, lmax * 0.99, bias=bias, tol=1e-12)
+    n_above = int(glrjax.support(above).sum())
+    assert n_above == int(bias)
+    assert int(glrjax.support(below).sum()) == int(bias) + 1
+    if bias:  # only the bias column: its least-squares value Ryx_:d / Rxx_dd
+        np.testing.assert_allclose(above[:, -1], ryx[:, -1] / rxx[-1, -1], rtol=1e-10)
+        # The bias column satisfies its unpenalized optimality condition: (M Rxx − Ryx)_:d = 0.
+        np.testing.assert_allclose((np.asarray(below) @ rxx - ryx)[:, -1], 0.0, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- path
+def test_lambda_path_matches_independent_solves_and_warm_starts_save_iterations():
+    rxx, ryx = small_problem(seed=8)
+    lmax = float(glrjax.lambda_max(rxx, ryx))
+    lams = jnp.asarray(lmax * np.geomspace(0.9, 0.01, 8))
+    kw = dict(method="fista", tol=1e-11, maxiter=5000)
+    ms, info = jax.jit(lambda l: glrjax.lambda_path(rxx, ryx, l, **kw))(lams)
+    assert ms.shape == (8,) + ryx.shape and info.iterations.shape == (8,)
+    cold = 0
+    for i, lam in enumerate(np.asarray(lams)):
+        mm, inf = glrjax.linear_reconstruction(rxx, ryx, lam, **kw)
+        cold += int(inf.iterations)
+        f, f_ind = objective(ms[i], rxx, ryx, lam), objective(mm, rxx, ryx, lam)
+        assert abs(f - f_ind) <= 1e-9 * abs(f_ind)
+    assert int(info.iterations.sum()) < cold
+    counts = [int(glrjax.support(m).sum()) for m in ms]
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    # Differentiable along the path.
+    g = jax.grad(lambda l: jnp.sum(glrjax.lambda_path(rxx, ryx, l, **kw)[0]))(lams)
+    assert g.shape == (8,) and np.all(np.isfinite(g))
+
+
+# ----------------------------------------------------------------------------- correlations
+def test_correlations_accumulate_batches_like_one_big_product():
+    rng = np.random.default_rng(9)
+    data = {"a": rng.standard_normal((103, 4)), "b": rng.standard_normal((103, 2))}
+    w = rng.standard_normal((4, 3))
+
+    def fn(batch):  # features x and targets y of a batch
+        x = jnp.tanh(batch["a"])
+        return x, x @ w + batch["b"][:, :1]
+
+    rxx, ryx = glrjax.correlations(fn, data, batch_size=16)
+    x = np.tanh(data["a"])
+    y = x @ w + data["b"][:, :1]
+    np.testing.assert_allclose(rxx, x.T @ x / 103, rtol=1e-12)
+    np.testing.assert_allclose(ryx, y.T @ x / 103, rtol=1e-12)
+    rxx1, ryx1 = glrjax.correlations(fn, data, batch_size=1000, bias=True)
+    x1 = np.concatenate([x, np.ones((103, 1))], axis=1)
+    np.testing.assert_allclose(rxx1, x1.T @ x1 / 103, rtol=1e-12)
+    np.testing.assert_allclose(ryx1, y.T @ x1 / 103, rtol=1e-12)
+    f32 = {k: v.astype(np.float32) for k, v in data.items()}
+    r32, _ = glrjax.correlations(lambda b: (b["a"], b["b"]), f32, batch_size=10)
+    assert r32.dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------- contract
+def test_float32_vmap_and_no_recompilation():
+    rxx, ryx = small_problem(seed=10)
+    r32, y32 = jnp.asarray(rxx, jnp.float32), jnp.asarray(ryx, jnp.float32)
+    mm, info = glrjax.linear_reconstruction(r32, y32, jnp.float32(0.3), tol=1e-5)
+    assert mm.dtype == jnp.float32 and bool(info.converged)
+    ref, _ = glrjax.linear_reconstruction(rxx, ryx, 0.3, tol=1e-12)
+    np.testing.assert_allclose(mm, ref, atol=1e-4)
+    traces = []
+
+    @jax.jit
+    def solve(lam):
+        traces.append(1)
+        return glrjax.linear_reconstruction(rxx, ryx, lam, tol=1e-10)[0]
+
+    out = jax.vmap(solve)(jnp.asarray([0.1, 0.3]))
+    np.testing.assert_allclose(out[1], ref, atol=1e-8)
+    for lam in [0.1, 0.2, 0.5]:
+        solve(lam)
+    assert len(traces) == 2  # one trace for the vmap, one for the scalar calls
+
+
+def test_altmin_counts_its_irls_steps():
+    rxx, ryx = small_problem(seed=11)
+    _, info = glrjax.linear_reconstruction(rxx, ryx, 0.3, altmin_iterations=7, maxiter=3, tol=0.0)
+    assert int(info.iterations) == 10
+
+
+BAD = [
+    (dict(lam=-0.1), ValueError, "lam"),
+    (dict(lam=np.ones(3)), ValueError, "lam"),
+    (dict(ryx=np.ones((4, 5))), ValueError, "Ryx"),
+    (dict(rxx=np.ones((6, 5))), ValueError, "Rxx"),
+    (dict(rxx=np.triu(np.ones((6, 6)))), ValueError, "symmetric"),
+    (dict(rxx=np.eye(6, dtype=np.float32)), TypeError, "dtype"),
+    (dict(method="admm"), ValueError, "method"),
+    (dict(M0=np.zeros((3, 3))), ValueError, "M0"),
+    (dict(altmin_iterations=0), ValueError, "altmin_iterations"),
+    (dict(gradient=glrjax.Implicit), TypeError, "instance"),
+]
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match", BAD, ids=[f"{m}{i}" for i, (*_, m) in enumerate(BAD)]
+)
+def test_bad_input_raises_clear_errors(kwargs, error, match):
+    call = dict(rxx=np.eye(6), ryx=np.ones((4, 6)), lam=0.1)
+    call.update(kwargs)
+    rxx, ryx, lam = call.pop("rxx"), call.pop("ryx"), call.pop("lam")
+    with pytest.raises(error, match=match):
+        glrjax.linear_reconstruction(rxx, ryx, lam, **call)
+
+
+def test_bad_input_of_the_helpers():
+    with pytest.raises(ValueError, match="keep"):
+        glrjax.debias(np.eye(3), np.ones((2, 3)), np.ones(3))  # not boolean
+    with pytest.raises(ValueError, match="lams"):
+        glrjax.lambda_path(np.eye(3), np.ones((2, 3)), np.array([0.1, -1.0]))
+    with pytest.raises(ValueError, match="same leading"):
+        glrjax.correlations(lambda b: b, (np.ones((4, 2)), np.ones((5, 2))))
+    with pytest.raises(ValueError, match="symmetric"):
+        glrjax.lambda_max(np.triu(np.ones((3, 3))), np.ones((2, 3)))
