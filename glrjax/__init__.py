@@ -7,6 +7,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.iterate import Info
+from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
 from glrjax.sharding import shard_batch
@@ -18,11 +19,15 @@ __all__ = [
     "GradientMode",
     "Implicit",
     "Info",
+    "L2GParams",
     "PrimalDual",
     "Truncated",
     "Unrolled",
     "cg",
+    "init_l2g_params",
     "jacobi",
+    "l2g",
+    "l2g_unrolled",
     "primal_dual",
     "shard_batch",
 ]
