@@ -18,6 +18,7 @@ from glrjax.graph import (
     window_offsets,
 )
 from glrjax.iterate import Info
+from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
 from glrjax.proximal import fista, lipschitz, pgd
@@ -41,6 +42,7 @@ __all__ = [
     "GridGraph",
     "Implicit",
     "Info",
+    "L2GParams",
     "PrimalDual",
     "Truncated",
     "Unrolled",
@@ -51,7 +53,10 @@ __all__ = [
     "degree",
     "fista",
     "glr_filter",
+    "init_l2g_params",
     "jacobi",
+    "l2g",
+    "l2g_unrolled",
     "lambda_max",
     "lambda_path",
     "laplacian_matvec",

@@ -59,7 +59,12 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
     if gradient.on_failure == "nan":
         u = jnp.where(ok, u, jnp.nan)
     _, vjp_params = jax.vjp(lambda p: optimality(x, p), params)
-    return vjp_params(unravel(u))[0]
+    p_bar = vjp_params(unravel(u))[0]
+    if gradient.on_failure == "nan":
+        # A NaN u need not reach every parameter: selects (a projection's inactive
+        # entries) drop it, leaving a finite-looking 0. Poison them all.
+        p_bar = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.nan), p_bar)
+    return p_bar
 
 
 def implicit_solve(forward, optimality, params, x0, gradient: Implicit, symmetric: bool):

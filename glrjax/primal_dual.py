@@ -22,7 +22,7 @@ from glrjax._validate import check_float_array, check_maxiter, check_positive, c
 from glrjax.gradients import GradientMode, Unrolled, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
 
-__all__ = ["PrimalDual", "operator_norm", "primal_dual"]
+__all__ = ["PrimalDual", "operator_norm", "primal_dual", "primal_dual_step"]
 
 
 class PrimalDual(NamedTuple):
@@ -93,6 +93,31 @@ def _schedule(value, name, maxiter, dtype):
 
 def _at(value, k):
     return value if value.ndim == 0 else value[jnp.minimum(k, value.shape[0] - 1)]
+
+
+def primal_dual_step(K, x, y, args, tau, sigma, grad_f=None, prox_g=None, prox_h=None):
+    """One Condat–Vũ step (x, y) → (x⁺, y⁺) with steps ``tau``, ``sigma`` (module docstring).
+
+    The map that :func:`primal_dual` iterates, exposed for unrolled networks whose
+    per-layer parameters live outside ``args`` (e.g. :func:`glrjax.l2g.l2g_unrolled`).
+
+    >>> import jax.numpy as jnp
+    >>> x, y = primal_dual_step(lambda x, a: x, jnp.ones(2), jnp.zeros(2), None, 0.5, 1.0,
+    ...                         grad_f=lambda x, a: x)
+    >>> [float(v) for v in x], [float(v) for v in y]
+    ([0.5, 0.5], [0.0, 0.0])
+    """
+    kt = jax.linear_transpose(lambda v: K(v, args), x)
+    v = x - tau * kt(y)[0]
+    if grad_f is not None:
+        v = v - tau * grad_f(x, args)
+    x_new = v if prox_g is None else prox_g(v, args, tau)
+    w = y + sigma * K(2 * x_new - x, args)
+    # Moreau: prox_{σh*}(w) = w − σ prox_{h/σ}(w/σ).
+    y_new = (
+        jnp.zeros_like(w) if prox_h is None else w - sigma * prox_h(w / sigma, args, 1.0 / sigma)
+    )
+    return x_new, y_new
 
 
 def primal_dual(
@@ -192,13 +217,7 @@ def primal_dual(
     def step(state, p, k):
         a, tau, sigma = p
         t, s = _at(tau, k), _at(sigma, k)
-        kt = jax.linear_transpose(lambda v: K(v, a), state.x)
-        v = state.x - t * kt(state.y)[0]
-        if grad_f is not None:
-            v = v - t * grad_f(state.x, a)
-        x = v if prox_g is None else prox_g(v, a, t)
-        w = state.y + s * K(2 * x - state.x, a)
-        y = jnp.zeros_like(w) if prox_h is None else w - s * prox_h(w / s, a, 1.0 / s)
+        x, y = primal_dual_step(K, state.x, state.y, a, t, s, grad_f, prox_g, prox_h)
         change = jnp.sqrt(
             _krylov.vdot(x - state.x, x - state.x) + _krylov.vdot(y - state.y, y - state.y)
         )

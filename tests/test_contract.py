@@ -81,11 +81,26 @@ def make_primal_dual(dtype):
     return solve, {"y": jnp.asarray(y, dtype), "mu": jnp.asarray(0.2, dtype)}
 
 
+def make_l2g(dtype):
+    from glrjax.l2g import l2g, synthetic_dataset
+
+    z, _ = synthetic_dataset("ER", 1, 6, 100, seed=0)
+
+    def solve(theta, gradient, maxiter, tol):
+        return l2g(
+            theta["z"], theta["alpha"], theta["beta"], tol=tol, maxiter=maxiter, gradient=gradient
+        )
+
+    theta = {"z": jnp.asarray(z[0], dtype), "alpha": jnp.asarray(2.0, dtype)}
+    return solve, {**theta, "beta": jnp.asarray(1.0, dtype)}
+
+
 CASES = [
     # CG on n = 6 unknowns terminates in 6 steps; past that its step sizes are 0/0-like
     # and the fixed-step map is not smooth, so finite differences use 3 steps.
     Case("cg", make_cg, "b", ("mu",), 50, 1e-10, fd_steps=3),
     Case("primal_dual", make_primal_dual, "y", ("mu",), 3000, 1e-10),
+    Case("l2g", make_l2g, "z", ("alpha", "beta"), 500, 1e-10),
 ]
 MODES = {
     "unrolled": glrjax.Unrolled(),
