@@ -7,8 +7,8 @@ memory from ``compiled.memory_analysis()``, times forward+backward, and compares
 gradient with the reference. ``glrjax compare`` (``glrjax.cli``) drives it.
 
 >>> import glrjax
->>> from glrjax.compare import cg_case, measure
->>> case = cg_case(size=8)
+>>> from glrjax.compare import glr_case, measure
+>>> case = glr_case(size=8)
 >>> row = measure(case, glrjax.Implicit(tol=1e-10), maxiter=100, repeats=1)
 >>> row["grad_error"] < 1e-4, row["converged"]
 (True, True)
@@ -25,11 +25,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from glrjax.glr import glr_filter
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
+from glrjax.graph import GridGraph, num_edges, to_dense
 from glrjax.images import noisy, piecewise_smooth
-from glrjax.linear import cg
+from glrjax.reconstruction import linear_reconstruction
 
-__all__ = ["Case", "cg_case", "default_modes", "measure", "mode_label", "relative_error"]
+__all__ = [
+    "Case",
+    "default_modes",
+    "fista_case",
+    "glr_case",
+    "measure",
+    "memory_sweep",
+    "mode_label",
+    "relative_error",
+]
 
 
 class Case(NamedTuple):
@@ -40,6 +51,7 @@ class Case(NamedTuple):
     loss: Callable[[Any, GradientMode, int], tuple[jax.Array, Any]]  # (θ, mode, K) -> (ℓ, info)
     theta: Any  # pytree at which the gradient is taken
     reference: Callable[[], Any]  # () -> the exact gradient at θ (independent, float64)
+    scale: float = 1.0  # this solver's iteration cap is round(scale · K) for the common K
 
 
 def default_modes(maxiter: int) -> list[GradientMode]:
@@ -103,61 +115,27 @@ def measure(case: Case, mode: GradientMode, maxiter: int, repeats: int = 5) -> d
     }
 
 
-def _grid_laplacian(x, w):
-    """L x on a 4-connected grid; w = (w_right, w_down) of shape (H, W) (zero off-grid)."""
-    wr, wd = w
-    d = jnp.zeros_like(x)
-    d = d.at[:, :-1].add(wr[:, :-1] * (x[:, :-1] - x[:, 1:]))
-    d = d.at[:, 1:].add(wr[:, :-1] * (x[:, 1:] - x[:, :-1]))
-    d = d.at[:-1, :].add(wd[:-1, :] * (x[:-1, :] - x[1:, :]))
-    d = d.at[1:, :].add(wd[:-1, :] * (x[1:, :] - x[:-1, :]))
-    return d
+def glr_case(size: int = 32, mu: float = 2.0, sigma: float = 0.1, dtype=jnp.float32) -> Case:
+    """GLR filter by CG on the built-in image and its radius-2 window graph (11,346 edges at 32×32).
 
-
-def _dense_grid_laplacian(wr, wd):
-    h, w = wr.shape
-    n = h * w
-    lap = np.zeros((n, n))
-    idx = np.arange(n).reshape(h, w)
-    for i, j, wgt in [(idx[:, :-1], idx[:, 1:], wr[:, :-1]), (idx[:-1, :], idx[1:, :], wd[:-1, :])]:
-        for a, b, c in zip(i.ravel(), j.ravel(), wgt.ravel(), strict=True):
-            lap[a, a] += c
-            lap[b, b] += c
-            lap[a, b] -= c
-            lap[b, a] -= c
-    return lap
-
-
-def cg_case(size: int = 32, mu: float = 2.0, sigma: float = 0.1, dtype=jnp.float32) -> Case:
-    """GLR denoising by CG on the built-in image: (I + μL)x = y, loss ‖x - clean‖²/N.
-
-    θ = (μ, y); the 4-connected graph has Gaussian weights of the noisy image. The
-    reference gradient is the dense float64 closed form: ∂ℓ/∂y = A⁻ᵀg and
-    ∂ℓ/∂μ = -(A⁻ᵀg)ᵀ L x with g = ∂ℓ/∂x, A = I + μL.
+    (I + μL)x = y with Gaussian weights of the noisy image; loss ‖x − clean‖²/N;
+    θ = (μ, y). Reference: the dense float64 closed form ∂ℓ/∂y = A⁻ᵀg,
+    ∂ℓ/∂μ = −(A⁻ᵀg)ᵀ L x with g = ∂ℓ/∂x, A = I + μL (``numpy.linalg.solve``).
     """
     clean = piecewise_smooth(size, seed=0).astype(np.float64)
     y = noisy(clean, sigma=sigma, seed=1).astype(np.float64)
-    wr = np.zeros_like(y)
-    wd = np.zeros_like(y)
-    wr[:, :-1] = np.exp(-((y[:, :-1] - y[:, 1:]) ** 2) / (2 * sigma**2))
-    wd[:-1, :] = np.exp(-((y[:-1, :] - y[1:, :]) ** 2) / (2 * sigma**2))
-    w = (jnp.asarray(wr, dtype), jnp.asarray(wd, dtype))
+    graph64 = GridGraph.gaussian(np.asarray(y), radius=2, sigma=sigma)
+    graph = GridGraph(graph64.weights.astype(dtype), graph64.offsets, size, size)
     target = jnp.asarray(clean, dtype)
+    tol = 1e-6 if dtype == jnp.float32 else 1e-10
 
     def loss(theta, mode, maxiter):
-        mu, yy = theta
-        x, info = cg(
-            lambda v, a: v + a[0] * _grid_laplacian(v, a[1]),
-            yy,
-            (mu, w),
-            tol=1e-6 if dtype == jnp.float32 else 1e-10,
-            maxiter=maxiter,
-            gradient=mode,
-        )
+        m, yy = theta
+        x, info = glr_filter(yy, graph, m, tol=tol, maxiter=maxiter, gradient=mode)
         return jnp.mean((x - target) ** 2), info
 
     def reference():
-        lap = _dense_grid_laplacian(wr, wd)
+        lap = np.asarray(to_dense(graph64), np.float64)
         a = np.eye(size * size) + mu * lap
         x = np.linalg.solve(a, y.ravel())
         g = 2 * (x - clean.ravel()) / x.size
@@ -165,4 +143,97 @@ def cg_case(size: int = 32, mu: float = 2.0, sigma: float = 0.1, dtype=jnp.float
         return (-(adj @ (lap @ x)), adj.reshape(size, size))
 
     theta = (jnp.asarray(mu, dtype), jnp.asarray(y, dtype))
-    return Case(f"cg / GLR {size}x{size}", "cg", loss, theta, reference)
+    edges = int(num_edges(graph))
+    return Case(f"GLR filter {size}x{size}, {edges} edges", "cg", loss, theta, reference)
+
+
+def fista_case(d: int = 40, h: int = 30, r: int = 30, lam: float = 0.1, dtype=jnp.float32) -> Case:
+    """Group-ℓ2,1 linear reconstruction by FISTA (seed 003, rank-deficient Rxx).
+
+    min_M ½tr(M Rxx Mᵀ) − tr(Ryx Mᵀ) + λΣ_j‖M_:j‖; loss ½‖M − W‖²; θ = (λ, Ryx).
+    FISTA needs about three times CG's iterations here, so its cap is 3K (``scale``).
+    Reference: the implicit-function derivative of the optimality conditions restricted
+    to the active columns S, M_S Rxx_SS − Ryx_S + λ M_:j/‖M_:j‖ = 0, assembled densely
+    in float64 and solved with ``numpy.linalg.solve`` (inactive columns stay at zero under
+    small perturbations: their derivative is 0).
+    """
+    rng = np.random.default_rng(3)
+    n = 20 * d
+    x = rng.standard_normal((d, r)) @ rng.standard_normal((r, n))
+    w_true = rng.standard_normal((h, d))
+    rxx = (x / d) @ (x.T / n)
+    ryx = (w_true @ x / d) @ (x.T / n)
+    rxx_j, ryx_j = jnp.asarray(rxx, dtype), jnp.asarray(ryx, dtype)
+    target = jnp.asarray(w_true, dtype)
+    tol = 1e-6 if dtype == jnp.float32 else 1e-10
+
+    def loss(theta, mode, maxiter):
+        lam_, ryx_ = theta
+        m, info = linear_reconstruction(
+            rxx_j, ryx_, lam_, method="fista", tol=tol, maxiter=maxiter, gradient=mode
+        )
+        return 0.5 * jnp.sum((m - target) ** 2), info
+
+    def reference():
+        with jax.enable_x64(True):
+            m, info = linear_reconstruction(
+                jnp.asarray(rxx),
+                jnp.asarray(ryx),
+                jnp.float64(lam),
+                method="altmin",
+                tol=1e-13,
+                maxiter=20000,
+                gradient=Unrolled(),
+            )
+            m = np.asarray(m, np.float64)
+        norms = np.linalg.norm(m, axis=0)
+        active = np.nonzero(norms > 1e-9 * max(norms.max(), 1e-300))[0]
+        k = active.size
+        ms = m[:, active]
+        nrm = norms[active]
+        units = ms / nrm
+        # Jacobian of the active optimality map F(M_S) = M_S Rxx_SS − Ryx_S + λ M_:j/‖M_:j‖
+        # in column-major vec order: (Rxx_SS ⊗ I_h) + blkdiag_j λ(I − u_j u_jᵀ)/‖M_:j‖.
+        jac = np.kron(rxx[np.ix_(active, active)], np.eye(h))
+        for i in range(k):
+            blk = slice(i * h, (i + 1) * h)
+            jac[blk, blk] += lam * (np.eye(h) - np.outer(units[:, i], units[:, i])) / nrm[i]
+        g = (m - w_true)[:, active].reshape(-1, order="F")  # ∂ℓ/∂M_S
+        u = np.linalg.solve(jac.T, g)  # dℓ = −uᵀ dF
+        g_ryx = np.zeros_like(ryx)
+        g_ryx[:, active] = u.reshape(h, k, order="F")  # ∂F/∂Ryx_S = −I
+        g_lam = -float(u @ units.reshape(-1, order="F"))  # ∂F/∂λ = M_:j/‖M_:j‖
+        return (g_lam, g_ryx)
+
+    theta = (jnp.asarray(lam, dtype), ryx_j)
+    name = f"group-l21 FISTA d={d} h={h} r={r}"
+    return Case(name, "fista", loss, theta, reference, scale=3.0)
+
+
+def memory_sweep(case: Case, modes: list[GradientMode], maxiters: list[int]) -> list[dict]:
+    """XLA temp memory of forward+backward for each (mode, maxiter): no timing, compile only."""
+    rows = []
+    for mode in modes:
+        for k in maxiters:
+            m = _mode_for(mode, k)
+            fn = jax.value_and_grad(lambda th, m=m, k=k: case.loss(th, m, k), has_aux=True)
+            stats = jax.jit(fn).lower(case.theta).compile().memory_analysis()
+            temp = getattr(stats, "temp_size_in_bytes", None) if stats is not None else None
+            rows.append(
+                {
+                    "case": case.name,
+                    "mode": mode_label(m),
+                    "maxiter": k,
+                    "temp_mb": None if temp is None else temp / 2**20,
+                }
+            )
+    return rows
+
+
+def _mode_for(mode: GradientMode, maxiter: int) -> GradientMode:
+    """Resize Checkpointed to √K and Truncated to K/4 for an iteration count K."""
+    if isinstance(mode, Checkpointed):
+        return Checkpointed(every=max(1, math.isqrt(maxiter)))
+    if isinstance(mode, Truncated):
+        return Truncated(last=max(1, maxiter // 4))
+    return mode
