@@ -3,10 +3,16 @@
 - :class:`GridGraph`: an H×W grid whose edges join pixels within a window (Chebyshev
   distance <= radius). It is stored as a stencil: K half offsets (dy, dx) and weights of
   shape ``(..., K, H, W)``; weight k at pixel p is the edge (p, p + offset_k), and it is
-  ignored (read as zero) where p + offset_k falls off the grid. The Laplacian matvec is a
-  handful of static slices and pads, which XLA fuses into one pass over the weights.
+  ignored (read as zero) where p + offset_k falls off the grid. The Laplacian matvec
+  multiplies 2K static slices of one zero-padded copy of x by the weights of both edge
+  directions (built once per solve), which XLA fuses into one pass: no gather, no
+  scatter, no pad inside a solver's loop.
 - :class:`EdgeGraph`: ``src``, ``dst`` (int arrays of shape (E,)), weights ``(..., E)``
   and a static ``num_nodes``; its matvec is a gather and two ``segment_sum``.
+
+Both matvecs have a custom VJP: L is symmetric, so the backward pass applies the same
+fast kernel to the cotangent and recomputes the weight cotangent from x (reverse mode
+only; ``jax.jvp`` is not available).
 
 Weights are the pytree leaves (differentiable); offsets, grid size and node count are
 static. Leading axes of ``weights`` are a batch: one graph per image, with signals
