@@ -105,6 +105,11 @@ def glr_filter(
         ``(x̂, info)``: x̂ shaped like the broadcast of y and the graph batch, in y's dtype;
         ``info`` fields have the batch shape, one CG run per image.
 
+    Each image is its own CG (own step sizes, own stopping). Derivatives are reverse mode
+    (``grad``/``vjp``, also second order): the Laplacian has a custom VJP, so ``jax.jvp``
+    is not available. Per-iteration arguments (``alpha``/``beta``) get zero gradient
+    under ``Implicit``.
+
     >>> import jax, jax.numpy as jnp, glrjax
     >>> y = jnp.zeros((8, 8)).at[:, 4:].set(1.0)
     >>> g = glrjax.GridGraph.gaussian(y, radius=2, sigma=0.1)  # edges cut at the step

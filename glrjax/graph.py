@@ -3,10 +3,16 @@
 - :class:`GridGraph`: an H×W grid whose edges join pixels within a window (Chebyshev
   distance <= radius). It is stored as a stencil: K half offsets (dy, dx) and weights of
   shape ``(..., K, H, W)``; weight k at pixel p is the edge (p, p + offset_k), and it is
-  ignored (read as zero) where p + offset_k falls off the grid. The Laplacian matvec is a
-  handful of static slices and pads, which XLA fuses into one pass over the weights.
+  ignored (read as zero) where p + offset_k falls off the grid. The Laplacian matvec
+  multiplies 2K static slices of one zero-padded copy of x by the weights of both edge
+  directions (built once per solve), which XLA fuses into one pass: no gather, no
+  scatter, no pad inside a solver's loop.
 - :class:`EdgeGraph`: ``src``, ``dst`` (int arrays of shape (E,)), weights ``(..., E)``
   and a static ``num_nodes``; its matvec is a gather and two ``segment_sum``.
+
+Both matvecs have a custom VJP: L is symmetric, so the backward pass applies the same
+fast kernel to the cotangent and recomputes the weight cotangent from x (reverse mode
+only; ``jax.jvp`` is not available).
 
 Weights are the pytree leaves (differentiable); offsets, grid size and node count are
 static. Leading axes of ``weights`` are a batch: one graph per image, with signals
@@ -135,10 +141,12 @@ class GridGraph:
         weights: edge weights, shape ``(..., K, H, W)``; ``weights[..., k, i, j]`` joins
             pixel (i, j) and (i + dy_k, j + dx_k). Entries whose neighbour is off the grid
             are ignored. Leading axes: a batch of graphs.
-        offsets: static tuple of K half offsets (dy, dx).
-        height, width: static grid size.
+        offsets: static tuple of K half offsets (dy, dx), e.g. ``window_offsets(2)``.
+        height, width: static grid size (default: the last two axes of ``weights``;
+            give them to have the weights' shape checked against the grid).
 
-    Build one with :meth:`window`, :meth:`gaussian` or :meth:`mahalanobis`.
+    Build one with :meth:`window`, :meth:`gaussian` or :meth:`mahalanobis`, or directly
+    as ``GridGraph(weights, offsets)``.
 
     >>> import jax.numpy as jnp
     >>> g = GridGraph.window(4, 5, radius=1)
@@ -148,20 +156,27 @@ class GridGraph:
 
     weights: jax.Array
     offsets: tuple[tuple[int, int], ...]
-    height: int
-    width: int
+    height: int | None = None
+    width: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "offsets", _check_offsets(self.offsets))
+        if not hasattr(self.weights, "shape"):
+            object.__setattr__(self, "weights", jnp.asarray(self.weights))
+        for i, name in ((-2, "height"), (-1, "width")):
+            if getattr(self, name) is None:
+                if len(self.weights.shape) < 3:
+                    raise ValueError(
+                        f"GridGraph weights have shape {tuple(self.weights.shape)}; they need "
+                        "(..., K, H, W)."
+                    )
+                object.__setattr__(self, name, int(self.weights.shape[i]))
         for name in ("height", "width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"GridGraph {name}={v!r} must be a Python int >= 1.")
             object.__setattr__(self, name, int(v))
         w = self.weights
-        if not hasattr(w, "shape"):
-            w = jnp.asarray(w)
-            object.__setattr__(self, "weights", w)
         _check_weight_dtype(w)
         expected = (len(self.offsets), self.height, self.width)
         if len(w.shape) < 3 or tuple(w.shape[-3:]) != expected:

@@ -255,6 +255,82 @@ def test_mahalanobis_weights_differentiable_in_features_and_q():
             np.testing.assert_allclose(grad[idx], fd, rtol=1e-6, atol=1e-9)
 
 
+BROADCASTS = [((), ()), ((2,), ()), ((), (2,)), ((2,), (2,)), ((1,), (3,)), ((3,), (1,))]
+
+
+@pytest.mark.parametrize("kind", ["grid", "edge"])
+@pytest.mark.parametrize("wb,xb", BROADCASTS, ids=[f"w{a}-x{b}" for a, b in BROADCASTS])
+def test_matvec_gradients_match_closed_form_under_broadcasting(kind, wb, xb):
+    """For loss = Σ c·Lx: ∂/∂x = Lc and ∂/∂w_pq = (x_p - x_q)(c_p - c_q), summed over
+    the batch axes an argument was broadcast along (checks the custom VJP)."""
+    rng = np.random.default_rng(5)
+    h, w, r = 3, 4, 1
+    offsets = glrjax.window_offsets(r)
+    weights = rng.uniform(0, 1, wb + (len(offsets), h, w))
+    x = rng.standard_normal(xb + (h, w))
+    batch = np.broadcast_shapes(wb, xb)
+    c = rng.standard_normal(batch + (h, w))
+    g = GridGraph.window(h, w, r, weights)
+    graph = g if kind == "grid" else g.to_edges()
+
+    def loss(wts, x):
+        gg = dataclasses.replace(graph, weights=wts)
+        xx = x if kind == "grid" else x.reshape(x.shape[:-2] + (-1,))
+        lx = glrjax.laplacian_matvec(gg, xx).reshape(batch + (h, w))
+        return jnp.sum(jnp.asarray(c) * lx)
+
+    gw, gx = jax.jit(jax.grad(loss, argnums=(0, 1)))(graph.weights, jnp.asarray(x))
+    wfull = np.broadcast_to(weights, batch + weights.shape[-3:])
+    xfull = np.broadcast_to(x, batch + (h, w))
+    ex_x = np.zeros(batch + (h * w,))
+    ex_w = np.zeros(batch + weights.shape[-3:])
+    for b in np.ndindex(*batch):
+        lap = laplacian(reference_adjacency(wfull[b], h, w, r))
+        ex_x[b] = lap @ c[b].ravel()
+        xb_, cb = xfull[b], c[b]
+        for k, (dy, dx) in enumerate(offsets):
+            for i in range(h):
+                for j in range(w):
+                    if 0 <= i + dy < h and 0 <= j + dx < w:
+                        ex_w[b + (k, i, j)] = (xb_[i, j] - xb_[i + dy, j + dx]) * (
+                            cb[i, j] - cb[i + dy, j + dx]
+                        )
+
+    def reduce_to(a, shape):  # sum the broadcast axes
+        a = a.sum(axis=tuple(range(a.ndim - len(shape))))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+        return a.sum(axis=axes, keepdims=True)
+
+    ex_x = reduce_to(ex_x.reshape(batch + (h, w)), x.shape)
+    ex_w = reduce_to(ex_w, weights.shape)
+    np.testing.assert_allclose(np.asarray(gx), ex_x, atol=1e-12)
+    if kind == "edge":  # the same edges, in to_edges' order
+        ex_w = np.asarray(dataclasses.replace(g, weights=jnp.asarray(ex_w)).to_edges().weights)
+    np.testing.assert_allclose(np.asarray(gw), ex_w, atol=1e-12)
+
+
+def test_second_order_reverse_and_hessian_through_the_custom_vjp():
+    """grad-of-grad and jax.hessian (forward-over-reverse) work; they match finite differences
+    of the first derivative."""
+    rng = np.random.default_rng(6)
+    g = GridGraph.window(3, 3, 1, rng.uniform(0, 1, (4, 3, 3)))
+    x = rng.standard_normal((3, 3))
+
+    def f(w, x):
+        return jnp.sum(jnp.sin(dataclasses.replace(g, weights=w).laplacian_matvec(x)))
+
+    dfdw = jax.grad(f)
+    v = rng.standard_normal(x.shape)
+    eps = 1e-6
+    fd = (dfdw(g.weights, x + eps * v) - dfdw(g.weights, x - eps * v)) / (2 * eps)
+    mixed = jax.jacrev(dfdw, argnums=1)(g.weights, x)  # reverse over reverse
+    np.testing.assert_allclose(np.tensordot(mixed, v, axes=2), fd, rtol=1e-6, atol=1e-9)
+    hess = jax.hessian(f, argnums=1)(g.weights, x)
+    gx = jax.grad(f, argnums=1)
+    fd_x = (gx(g.weights, x + eps * v) - gx(g.weights, x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(np.tensordot(hess, v, axes=2), fd_x, rtol=1e-6, atol=1e-9)
+
+
 def test_graphs_are_pytrees_with_static_metadata():
     g = GridGraph.window(4, 4, radius=1)
     leaves, treedef = jax.tree_util.tree_flatten(g)
@@ -274,6 +350,7 @@ def test_graphs_are_pytrees_with_static_metadata():
     assert len(traces) == 1
     f(GridGraph.window(4, 4, radius=2), x)  # new offsets: a new trace
     assert len(traces) == 2
+    assert GridGraph(g.weights, g.offsets).node_shape == (4, 4)  # size from the weights
     g2 = jax.tree_util.tree_map(lambda a: a + 1.0, g)
     assert isinstance(g2, GridGraph) and g2.offsets == g.offsets
     assert "GridGraph" in repr(g) and "EdgeGraph" in repr(e)
@@ -295,6 +372,7 @@ BAD = [
     (lambda: GridGraph(jnp.ones((1, 3, 3)), ((0, -1),), 3, 3), ValueError, "half offset"),
     (lambda: GridGraph(jnp.ones((2, 3, 3)), ((0, 1), (0, 1)), 3, 3), ValueError, "duplicates"),
     (lambda: GridGraph.window(3, 3, 0), ValueError, "radius"),
+    (lambda: GridGraph(jnp.ones((3, 3)), ((0, 1),)), ValueError, "shape"),
     (
         lambda: EdgeGraph(jnp.array([0, 5]), jnp.array([1, 2]), jnp.ones(2), 3),
         ValueError,
