@@ -63,8 +63,19 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
     if gradient.on_failure == "nan":
         # A NaN u need not reach every parameter: selects (a projection's inactive
         # entries) drop it, leaving a finite-looking 0. Poison them all.
-        p_bar = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.nan), p_bar)
+        p_bar = jax.tree_util.tree_map(_poison(ok), p_bar)
     return p_bar
+
+
+def _poison(ok):
+    """NaN out a floating cotangent when ``ok`` is False (integer inputs have float0 ones)."""
+
+    def fn(g):
+        if g.dtype == jax.dtypes.float0:
+            return g
+        return jnp.where(ok, g, jnp.nan)
+
+    return fn
 
 
 def implicit_solve(forward, optimality, params, x0, gradient: Implicit, symmetric: bool):
