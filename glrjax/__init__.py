@@ -6,12 +6,13 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 """
 
 from glrjax import curse, prox
-from glrjax.glr import glr_filter
+from glrjax.glr import glr_filter, gtv_denoise
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.graph import (
     EdgeGraph,
     GridGraph,
     degree,
+    edge_difference,
     laplacian_matvec,
     num_edges,
     to_dense,
@@ -52,7 +53,9 @@ __all__ = [
     "debias",
     "degree",
     "fista",
+    "edge_difference",
     "glr_filter",
+    "gtv_denoise",
     "init_l2g_params",
     "jacobi",
     "l2g",

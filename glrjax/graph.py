@@ -47,6 +47,7 @@ __all__ = [
     "EdgeGraph",
     "GridGraph",
     "degree",
+    "edge_difference",
     "laplacian_matvec",
     "num_edges",
     "to_dense",
@@ -668,6 +669,30 @@ def laplacian_matvec(graph, x):
     if isinstance(graph, GridGraph):
         return _grid_matvec(graph, x)
     return _edge_matvec(graph, x)
+
+
+def edge_difference(graph, x):
+    """The unweighted incidence operator: x_i − x_j on every edge (i, j).
+
+    Args:
+        graph: a :class:`GridGraph` (edge (p, p + o_k)) or :class:`EdgeGraph` (src, dst).
+        x: signal ``(..., H, W)`` or ``(..., N)``.
+
+    Returns:
+        ``(..., K, H, W)`` for a grid, zero where p + o_k is off the grid, or ``(..., E)``
+        for an edge list. Σ_e w_e (Dx)_e² = xᵀLx, and Dᵀ(w ⊙ Dx) = Lx.
+
+    >>> import jax.numpy as jnp
+    >>> edge_difference(GridGraph.window(1, 3, radius=1), jnp.array([[0.0, 1.0, 3.0]]))[0].tolist()
+    [[-1.0, -2.0, 0.0]]
+    """
+    _check_graph(graph)
+    x = _check_signal(graph, x)
+    if isinstance(graph, EdgeGraph):
+        return x[..., graph.src] - x[..., graph.dst]
+    mask = _valid_mask(graph.offsets, graph.height, graph.width)
+    shifted = _shifted(x, graph.offsets)
+    return jnp.stack([jnp.where(mask[k], x - xs, 0) for k, xs in enumerate(shifted)], axis=-3)
 
 
 def degree(graph):
