@@ -65,8 +65,12 @@ def _lipschitz(grad_f, x, args, iters: int = 30) -> jax.Array:
     x, args = jax.lax.stop_gradient((x, args))
     v = jnp.cos(jnp.arange(x.size, dtype=x.dtype) * 0.7).reshape(x.shape) + 1.0
 
+    # ∇²f is symmetric, so the VJP of grad_f is the Hessian-vector product; reverse mode
+    # also works through operators with custom VJPs (the graph Laplacian), forward may not.
+    _, vjp = jax.vjp(lambda z: grad_f(z, args), x)
+
     def hvp(v):
-        return jax.jvp(lambda z: grad_f(z, args), (x,), (v,))[1]
+        return vjp(v)[0]
 
     def body(_, v):
         w = hvp(v)
