@@ -168,6 +168,44 @@ def lambda_max(Rxx, Ryx, *, bias: bool = False):
 
 
 # ----------------------------------------------------------------------------- solvers
+SCHUR_BLOCK = 32  # leaf size of the recursive SPD inverse
+
+
+def _spd_inverse(K):
+    """K⁻¹ for a symmetric positive definite K by recursive 2×2 Schur complements.
+
+    For K = [[A, Bᵀ], [B, C]], S = C − B A⁻¹ Bᵀ (SPD) and K⁻¹ = [[A⁻¹ + A⁻¹BᵀS⁻¹BA⁻¹,
+    −A⁻¹BᵀS⁻¹], [−S⁻¹BA⁻¹, S⁻¹]]: block Cholesky in disguise, stable for SPD K. Nearly all
+    flops are matrix products; leaves of size ≤ 32 use a Cholesky solve.
+    """
+    d = K.shape[0]
+    if d <= SCHUR_BLOCK:
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(K), jnp.eye(d, dtype=K.dtype))
+    k = d // 2
+    a_inv = _spd_inverse(K[:k, :k])
+    b = K[k:, :k]
+    b_a_inv = b @ a_inv
+    s = K[k:, k:] - b_a_inv @ b.T
+    s_inv = _spd_inverse(0.5 * (s + s.T))
+    x = s_inv @ b_a_inv
+    return jnp.block([[a_inv + b_a_inv.T @ x, -x.T], [-x, s_inv]])
+
+
+def _solve_right(K, B):
+    """B K⁻¹ for SPD K. On CPU, through :func:`_spd_inverse`: XLA's CPU matrix product
+    outruns LAPACK's Cholesky and triangular solves (measured 4-5× per flop at d = 500),
+    so the matmul-rich inverse is faster even with more flops; elsewhere a Cholesky solve.
+    """
+
+    def cpu(K, B):
+        return B @ _spd_inverse(K)
+
+    def other(K, B):
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(K), B.T).T
+
+    return lax.platform_dependent(K, B, cpu=cpu, default=other)
+
+
 def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps):
     """ε-smoothed IRLS for the variational ℓ2,1: η_j = √(‖M_:j‖² + ε), M = Ryx (Rxx + λ D(w/η))⁻¹.
 
@@ -181,8 +219,7 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps):
     lamw = jnp.broadcast_to(lamw, (d,))
 
     def solve(eta):
-        k = Rxx + jnp.diag(lamw / eta)
-        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(k), Ryx.T).T, eta
+        return _solve_right(Rxx + jnp.diag(lamw / eta), Ryx), eta
 
     def eta_of(M):
         return jnp.sqrt(jnp.sum(M * M, axis=0) + eps)
