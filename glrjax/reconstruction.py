@@ -241,7 +241,11 @@ def _altmin_start(Rxx, Ryx, lamw, M0, step, iterations: int, eps):
     M, eta = _irls(Rxx, Ryx, lamw, M0, iterations, eps)
     grad = -M * (jnp.broadcast_to(lamw, eta.shape) / eta)
     M_prox = group_l21(M - step * grad, lamw, step)
-    return M_prox, _relative_change(M_prox, M)
+    residual = _relative_change(M_prox, M)
+    # λ = 0 with a singular Rxx leaves IRLS nothing to solve: fall back to M0, unconverged.
+    ok = jnp.all(jnp.isfinite(M_prox))
+    big = jnp.asarray(jnp.finfo(M0.dtype).max, M0.dtype)
+    return jnp.where(ok, M_prox, M0), jnp.where(ok, residual, big)
 
 
 def linear_reconstruction(
@@ -278,7 +282,8 @@ def linear_reconstruction(
             (cheap: matrix–vector products). Pass it to reuse one estimate across calls.
         q, restart: FISTA's look-ahead parameter and adaptive restart (``"fista"``,
             ``"altmin"``).
-        altmin_iterations: IRLS steps before the polish (static; ``"altmin"`` only).
+        altmin_iterations: IRLS steps before the polish (static; ``"altmin"`` only). If
+            they break down (λ = 0 with a singular Rxx), the polish starts from M0.
         eps: the IRLS smoothing ε (in units of ‖M_:j‖²); its bias is removed by the polish.
         gradient: gradient mode (default ``Implicit()``: the fixed point of the prox map,
             backward by GMRES). Under the unrolled modes ``"altmin"`` also differentiates

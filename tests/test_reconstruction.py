@@ -283,6 +283,18 @@ def test_float32_vmap_and_no_recompilation():
     assert len(traces) == 2  # one trace for the vmap, one for the scalar calls
 
 
+def test_altmin_with_zero_lambda_and_singular_rxx_falls_back_to_the_polish():
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((30, 10))
+    rxx = a @ a.T / 30  # rank 10: Rxx + 0·diag(1/η) cannot be inverted
+    ryx = rng.standard_normal((4, 30)) @ rxx
+    mm, info = solve(rxx, ryx, 0.0, tol=1e-9, maxiter=20000)
+    ref, _ = solve(rxx, ryx, 0.0, method="fista", tol=1e-9, maxiter=20000)
+    assert np.all(np.isfinite(np.asarray(mm))) and bool(info.converged)
+    np.testing.assert_allclose(mm @ rxx, ryx, atol=1e-6)  # a least-squares solution
+    assert abs(objective(mm, rxx, ryx, 0.0) - objective(ref, rxx, ryx, 0.0)) < 1e-9
+
+
 def test_altmin_counts_its_irls_steps():
     rxx, ryx = small_problem(seed=11)
     _, info = solve(rxx, ryx, 0.3, altmin_iterations=7, maxiter=3, tol=0.0)
