@@ -191,11 +191,14 @@ def _pgd_iteration(grad_f, prox, schedule: bool) -> Iteration:
 
 def _fista_iteration(grad_f, prox, schedule: bool, restart: bool) -> Iteration:
     def init(params, x0):
-        big = jnp.asarray(jnp.finfo(x0.dtype).max, x0.dtype)
-        return FISTAState(x=x0, y=x0, j=jnp.zeros((), x0.dtype), residual=big)
+        if len(params) == 5:  # a known residual of x0 (the step that produced it)
+            residual = lax.stop_gradient(params[4]).astype(x0.dtype)
+        else:
+            residual = jnp.asarray(jnp.finfo(x0.dtype).max, x0.dtype)
+        return FISTAState(x=x0, y=x0, j=jnp.zeros((), x0.dtype), residual=residual)
 
     def step(state, params, k):
-        args, prox_args, steps, q = params
+        args, prox_args, steps, q = params[:4]
         t = _step_at(steps, schedule, k)
         y = state.y
         x = prox(y - t * grad_f(y, args), prox_args, t)
@@ -305,10 +308,38 @@ def fista(
     gradient, maxiter, x0, step, schedule = _setup(
         grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient
     )
-    q = check_float_array(q, "q").astype(x0.dtype)
+    q = _check_q(q, x0.dtype)
+    return _run_fista(
+        grad_f, prox, x0, args, prox_args, step, schedule, q, bool(restart), tol, maxiter, gradient
+    )
+
+
+def _check_q(q, dtype):
+    q = check_float_array(q, "q").astype(dtype)
     if q.ndim:
         raise ValueError(f"q has shape {q.shape}; it must be a scalar, e.g. q=2.0.")
     check_positive(q, "q", "2.0")
-    it = _fista_iteration(grad_f, prox, schedule, bool(restart))
+    return q
+
+
+def _run_fista(
+    grad_f,
+    prox,
+    x0,
+    args,
+    prox_args,
+    step,
+    schedule,
+    q,
+    restart,
+    tol,
+    maxiter,
+    gradient,
+    residual0=None,
+):
+    """FISTA on validated inputs; ``residual0`` is x0's known residual (stop at once if ≤ tol)."""
+    it = _fista_iteration(grad_f, prox, schedule, restart)
     params = (args, prox_args, step, q)
+    if residual0 is not None:
+        params = params + (residual0,)
     return iterate(it, params, x0, tol=tol, maxiter=maxiter, gradient=gradient)

@@ -19,12 +19,17 @@ MODES = [
     glrjax.Implicit(tol=1e-12, maxiter=500),
 ]
 MODE_IDS = ["unrolled", "checkpointed", "truncated", "implicit"]
-SOLVERS = {"pgd": glrjax.pgd, "fista": glrjax.fista, "fista-restart": None}
+# Jitted once per configuration (eager calls would compile each loop separately).
+jpgd = jax.jit(glrjax.pgd, static_argnums=(0, 1), static_argnames=("maxiter", "gradient"))
+jfista = jax.jit(
+    glrjax.fista, static_argnums=(0, 1), static_argnames=("maxiter", "gradient", "restart")
+)
+SOLVERS = {"pgd": jpgd, "fista": jfista, "fista-restart": None}
 
 
 def solver(name):
     if name == "fista-restart":
-        return lambda *a, **k: glrjax.fista(*a, restart=True, **k)
+        return lambda *a, **k: jfista(*a, restart=True, **k)
     return SOLVERS[name]
 
 
@@ -88,7 +93,7 @@ def test_box_constrained_quadratic_matches_scipy():
     a = rng.standard_normal((10, 10))
     a = a @ a.T + np.eye(10)
     b = 3 * rng.standard_normal(10)
-    w, _ = glrjax.fista(
+    w, _ = jfista(
         lambda w, ab: ab[0] @ w - ab[1],
         prox.box,
         jnp.zeros(10),
@@ -182,7 +187,7 @@ def test_step_schedule_gets_gradients_unrolled_and_zero_implicit():
     w0 = np.ones(6)
 
     def loss(s, mode):
-        w, _ = glrjax.pgd(
+        w, _ = jpgd(
             lasso_grad,
             prox.l1,
             jnp.asarray(w0),
@@ -212,7 +217,7 @@ def test_step_schedule_gets_gradients_unrolled_and_zero_implicit():
 # ----------------------------------------------------------------------------- gradient modes
 @jax.jit
 def _tight_lasso(lam, y, x):
-    return glrjax.fista(
+    return jfista(
         lasso_grad,
         prox.l1,
         jnp.zeros(x.shape[1]),
@@ -266,7 +271,7 @@ def test_checkpointed_and_long_truncated_equal_unrolled_exactly():
 
     def grads(mode):
         def loss(lam, y):
-            w, _ = glrjax.fista(
+            w, _ = jfista(
                 lasso_grad,
                 prox.l1,
                 jnp.zeros(12),
@@ -298,7 +303,7 @@ def test_group_lasso_prox_args_gradient_and_vmap_over_lambda():
 
     @jax.jit
     def solve(lam, mode=glrjax.Implicit(tol=1e-12)):
-        return glrjax.fista(
+        return jfista(
             grad_f,
             prox.group_l21,
             jnp.zeros((4, 6)),
@@ -379,7 +384,7 @@ def test_stopping_rule_certifies_the_objective():
     f_ref = lasso_objective(ref, x, y, lam)
     gaps = []
     for tol in [1e-3, 1e-6, 1e-9]:
-        w, info = glrjax.fista(lasso_grad, prox.l1, jnp.zeros(12), data, lam, tol=tol)
+        w, info = jfista(lasso_grad, prox.l1, jnp.zeros(12), data, lam, tol=tol)
         assert bool(info.converged) and float(info.residual) <= tol
         gaps.append(lasso_objective(np.asarray(w), x, y, lam) - f_ref)
     assert gaps[0] > gaps[1] > gaps[2] >= -1e-14
@@ -395,7 +400,7 @@ def test_adaptive_restart_needs_fewer_iterations_on_an_ill_conditioned_problem()
     grad_f = lambda w, ab: ab[0] @ w - ab[1]  # noqa: E731
 
     def run(r):
-        return glrjax.fista(
+        return jfista(
             grad_f,
             prox.l1,
             jnp.zeros(30),
@@ -423,7 +428,7 @@ def test_changing_lambda_step_q_and_tol_does_not_recompile():
     @jax.jit
     def run(lam, step, q, tol):
         traces.append(1)
-        return glrjax.fista(
+        return jfista(
             lasso_grad, prox.l1, jnp.zeros(12), data, lam, step=step, q=q, tol=tol, maxiter=50
         )[0]
 
@@ -435,12 +440,12 @@ def test_changing_lambda_step_q_and_tol_does_not_recompile():
 def test_float32_stays_float32():
     x, y = lasso_problem(seed=14)
     data = (jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
-    w, info = glrjax.fista(
+    w, info = jfista(
         lasso_grad, prox.l1, jnp.zeros(12, jnp.float32), data, jnp.float32(0.05), tol=1e-5
     )
     assert w.dtype == jnp.float32 and info.residual.dtype == jnp.float32
     g = jax.grad(
-        lambda lam: glrjax.pgd(
+        lambda lam: jpgd(
             lasso_grad, prox.l1, jnp.zeros(12, jnp.float32), data, lam, gradient=glrjax.Implicit()
         )[0].sum()
     )(jnp.float32(0.05))
@@ -452,7 +457,7 @@ def test_nan_input_ends_not_converged_with_nan_result():
     y = y.copy()
     y[3] = np.nan
     for mode in MODES:
-        w, info = glrjax.fista(
+        w, info = jfista(
             lasso_grad,
             prox.l1,
             jnp.zeros(12),
@@ -467,7 +472,7 @@ def test_nan_input_ends_not_converged_with_nan_result():
 
 def test_maxiter_exhausted_reports_not_converged():
     x, y = lasso_problem(seed=16)
-    w, info = glrjax.pgd(
+    w, info = jpgd(
         lasso_grad,
         prox.l1,
         jnp.zeros(12),

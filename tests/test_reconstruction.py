@@ -11,6 +11,9 @@ import pytest
 import glrjax
 
 METHODS = ["pgd", "fista", "altmin"]
+# One compilation per configuration (eager calls would compile each loop separately).
+STATIC = ("method", "bias", "maxiter", "altmin_iterations", "restart", "gradient")
+solve = jax.jit(glrjax.linear_reconstruction, static_argnames=STATIC)
 
 
 def objective(m, rxx, ryx, lam, bias=False):
@@ -76,9 +79,7 @@ def test_seed_small_size_agrees_with_scikit_learn_and_jaxopt():
     m_jo = solver.run(jnp.zeros_like(ryx), lam, jnp.asarray(rxx), jnp.asarray(ryx)).params
     f_sk, f_jo = objective(m_sk, rxx, ryx, lam), objective(m_jo, rxx, ryx, lam)
     for method in METHODS:
-        mm, info = glrjax.linear_reconstruction(
-            rxx, ryx, lam, method=method, tol=1e-10, maxiter=20000
-        )
+        mm, info = solve(rxx, ryx, lam, method=method, tol=1e-10, maxiter=20000)
         assert bool(info.converged), method
         f = objective(mm, rxx, ryx, lam)
         for f_peer in (f_sk, f_jo):
@@ -93,10 +94,10 @@ def test_identity_correlation_is_the_group_soft_threshold():
     norms = np.linalg.norm(ryx, axis=0)
     expected = ryx * np.maximum(0, 1 - lam / norms)
     for method in METHODS:
-        mm, _ = glrjax.linear_reconstruction(np.eye(8), ryx, lam, method=method, tol=1e-12)
+        mm, _ = solve(np.eye(8), ryx, lam, method=method, tol=1e-12)
         np.testing.assert_allclose(mm, expected, atol=1e-10)
     # With a bias column the last column is not shrunk.
-    mm, _ = glrjax.linear_reconstruction(np.eye(8), ryx, lam, bias=True, tol=1e-12)
+    mm, _ = solve(np.eye(8), ryx, lam, bias=True, tol=1e-12)
     np.testing.assert_allclose(mm[:, :-1], expected[:, :-1], atol=1e-10)
     np.testing.assert_allclose(mm[:, -1], ryx[:, -1], atol=1e-10)
 
@@ -104,7 +105,7 @@ def test_identity_correlation_is_the_group_soft_threshold():
 # ----------------------------------------------------------------------------- gradients
 @jax.jit
 def _tight(lam, rxx, ryx):
-    return glrjax.linear_reconstruction(
+    return solve(
         rxx, ryx, lam, method="fista", tol=1e-15, maxiter=50_000, gradient=glrjax.Implicit()
     )[0]
 
@@ -135,9 +136,7 @@ def test_gradients_wrt_lambda_ryx_rxx(method, mode):
     c = np.random.default_rng(3).standard_normal(ryx.shape)
 
     def loss(lam, rxx, ryx, mode):
-        mm, _ = glrjax.linear_reconstruction(
-            rxx, ryx, lam, method=method, tol=1e-13, maxiter=4000, gradient=mode
-        )
+        mm, _ = solve(rxx, ryx, lam, method=method, tol=1e-13, maxiter=400, gradient=mode)
         return jnp.sum(jnp.asarray(c) * mm)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)
@@ -176,7 +175,7 @@ def test_debias_is_least_squares_on_the_kept_columns():
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert np.all(got[:, ~kept] == 0)
     # Debiasing a penalized solution on its own support lowers the reconstruction error.
-    mm, _ = glrjax.linear_reconstruction(rxx, ryx, 0.3, bias=True, tol=1e-12)
+    mm, _ = solve(rxx, ryx, 0.3, bias=True, tol=1e-12)
     sup = glrjax.support(mm, bias=True)
     db = glrjax.debias(rxx, ryx, sup, bias=True)
     assert objective(db, rxx, ryx, 0.0) < objective(mm, rxx, ryx, 0.0)
@@ -204,13 +203,14 @@ def test_debias_with_dependent_columns_is_minimum_norm():
 def test_lambda_max_is_where_the_solution_becomes_empty(bias):
     rxx, ryx = small_problem(seed=7, bias=bias)
     lmax = float(glrjax.lambda_max(rxx, ryx, bias=bias))
-    above, _ = glrjax.linear_reconstruction(rxx, ryx, lmax * 1.001, bias=bias, tol=1e-12)
-    below, _ = glrjax.linear_reconstruction(rxx, ryx, lmax * 0.99, bias=bias, tol=1e-12)
+    above, _ = solve(rxx, ryx, lmax * 1.001, bias=bias, tol=1e-12)
+    below, _ = solve(rxx, ryx, lmax * 0.99, bias=bias, tol=1e-12)
     n_above = int(glrjax.support(above).sum())
     assert n_above == int(bias)
     assert int(glrjax.support(below).sum()) == int(bias) + 1
     if bias:  # only the bias column: its least-squares value Ryx_:d / Rxx_dd
-        np.testing.assert_allclose(above[:, -1], ryx[:, -1] / rxx[-1, -1], rtol=1e-10)
+        expected = ryx[:, -1] / rxx[-1, -1]
+        np.testing.assert_allclose(above[:, -1], expected, atol=1e-10 * np.abs(expected).max())
         # The bias column satisfies its unpenalized optimality condition: (M Rxx − Ryx)_:d = 0.
         np.testing.assert_allclose((np.asarray(below) @ rxx - ryx)[:, -1], 0.0, atol=1e-10)
 
@@ -225,7 +225,7 @@ def test_lambda_path_matches_independent_solves_and_warm_starts_save_iterations(
     assert ms.shape == (8,) + ryx.shape and info.iterations.shape == (8,)
     cold = 0
     for i, lam in enumerate(np.asarray(lams)):
-        mm, inf = glrjax.linear_reconstruction(rxx, ryx, lam, **kw)
+        mm, inf = solve(rxx, ryx, lam, **kw)
         cold += int(inf.iterations)
         f, f_ind = objective(ms[i], rxx, ryx, lam), objective(mm, rxx, ryx, lam)
         assert abs(f - f_ind) <= 1e-9 * abs(f_ind)
@@ -233,7 +233,7 @@ def test_lambda_path_matches_independent_solves_and_warm_starts_save_iterations(
     counts = [int(glrjax.support(m).sum()) for m in ms]
     assert counts == sorted(counts) and counts[0] < counts[-1]
     # Differentiable along the path.
-    g = jax.grad(lambda l: jnp.sum(glrjax.lambda_path(rxx, ryx, l, **kw)[0]))(lams)
+    g = jax.jit(jax.grad(lambda l: jnp.sum(glrjax.lambda_path(rxx, ryx, l, **kw)[0])))(lams)
     assert g.shape == (8,) and np.all(np.isfinite(g))
 
 
@@ -265,28 +265,74 @@ def test_correlations_accumulate_batches_like_one_big_product():
 def test_float32_vmap_and_no_recompilation():
     rxx, ryx = small_problem(seed=10)
     r32, y32 = jnp.asarray(rxx, jnp.float32), jnp.asarray(ryx, jnp.float32)
-    mm, info = glrjax.linear_reconstruction(r32, y32, jnp.float32(0.3), tol=1e-5)
+    mm, info = solve(r32, y32, jnp.float32(0.3), tol=1e-5)
     assert mm.dtype == jnp.float32 and bool(info.converged)
-    ref, _ = glrjax.linear_reconstruction(rxx, ryx, 0.3, tol=1e-12)
+    ref, _ = solve(rxx, ryx, 0.3, tol=1e-12)
     np.testing.assert_allclose(mm, ref, atol=1e-4)
     traces = []
 
     @jax.jit
-    def solve(lam):
+    def solve_lam(lam):
         traces.append(1)
         return glrjax.linear_reconstruction(rxx, ryx, lam, tol=1e-10)[0]
 
-    out = jax.vmap(solve)(jnp.asarray([0.1, 0.3]))
+    out = jax.vmap(solve_lam)(jnp.asarray([0.1, 0.3]))
     np.testing.assert_allclose(out[1], ref, atol=1e-8)
     for lam in [0.1, 0.2, 0.5]:
-        solve(lam)
+        solve_lam(lam)
     assert len(traces) == 2  # one trace for the vmap, one for the scalar calls
+
+
+def test_altmin_with_zero_lambda_and_singular_rxx_falls_back_to_the_polish():
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((30, 10))
+    rxx = a @ a.T / 30  # rank 10: Rxx + 0·diag(1/η) cannot be inverted
+    ryx = rng.standard_normal((4, 30)) @ rxx
+    mm, info = solve(rxx, ryx, 0.0, tol=1e-9, maxiter=20000)
+    ref, _ = solve(rxx, ryx, 0.0, method="fista", tol=1e-9, maxiter=20000)
+    assert np.all(np.isfinite(np.asarray(mm))) and bool(info.converged)
+    np.testing.assert_allclose(mm @ rxx, ryx, atol=1e-6)  # a least-squares solution
+    assert abs(objective(mm, rxx, ryx, 0.0) - objective(ref, rxx, ryx, 0.0)) < 1e-9
 
 
 def test_altmin_counts_its_irls_steps():
     rxx, ryx = small_problem(seed=11)
-    _, info = glrjax.linear_reconstruction(rxx, ryx, 0.3, altmin_iterations=7, maxiter=3, tol=0.0)
-    assert int(info.iterations) == 10
+    _, info = solve(rxx, ryx, 0.3, altmin_iterations=7, maxiter=3, tol=0.0)
+    assert int(info.iterations) == 7 + 1 + 3  # IRLS steps, the prox step, FISTA steps
+
+
+def np_altmin_start(rxx, ryx, lam, steps, t, eps=1e-10):
+    """Seed 003's IRLS from η = ‖Ryx‖_F/‖Rxx‖_F, then a prox step with the true gradient."""
+    eta = np.full(rxx.shape[0], np.linalg.norm(ryx) / np.linalg.norm(rxx))
+    for _ in range(steps):
+        m = np.linalg.solve(rxx + lam * np.diag(1 / eta), ryx.T).T
+        eta = np.sqrt((m**2).sum(0) + eps)
+    z = m - t * (m @ rxx - ryx)
+    norms = np.linalg.norm(z, axis=0)
+    return z * np.maximum(0, 1 - t * lam / norms)
+
+
+@pytest.mark.parametrize("mode", [glrjax.Unrolled(), glrjax.Implicit(tol=1e-12)])
+def test_altmin_without_polish_is_irls_and_one_prox_step(mode):
+    rxx, ryx = small_problem(seed=12)
+    t = 0.05
+    # Implicit differentiates the fixed point: check it where IRLS converges (no zero column).
+    lam, steps = (0.3, 4) if isinstance(mode, glrjax.Unrolled) else (0.01, 12)
+    kw = dict(altmin_iterations=steps, maxiter=0, step=t, gradient=mode)
+    mm, info = solve(rxx, ryx, lam, **kw)
+    np.testing.assert_allclose(mm, np_altmin_start(rxx, ryx, lam, steps, t), rtol=1e-9, atol=1e-12)
+    assert int(info.iterations) == steps + 1 and float(info.residual) > 0
+    g = jax.grad(lambda l: jnp.sum(solve(rxx, ryx, l, **kw)[0]))(lam)
+    if isinstance(mode, glrjax.Unrolled):  # exact derivative of the 5-step map
+        h = 1e-6
+        fd = np.sum(
+            np_altmin_start(rxx, ryx, lam + h, 4, t) - np_altmin_start(rxx, ryx, lam - h, 4, t)
+        ) / (2 * h)
+        np.testing.assert_allclose(g, fd, rtol=1e-6)
+    else:  # the implicit gradient of the fixed point, at the (nearly converged) output
+        assert bool(glrjax.support(mm).all())
+        ref = jax.grad(lambda l: jnp.sum(_tight(l, jnp.asarray(rxx), jnp.asarray(ryx))))(lam)
+        np.testing.assert_allclose(g, ref, rtol=1e-6)
 
 
 BAD = [
