@@ -134,3 +134,30 @@ def solve_neumann(jtvec, b, *, maxiter):
     term, total = lax.fori_loop(0, maxiter, body, (b, b))
     converged = jnp.all(jnp.isfinite(total)) & (norm(term) <= b0)
     return total, converged, jnp.asarray(maxiter, jnp.int32)
+
+
+def power_iteration(matvec, like, iterations: int):
+    """‖A v‖ for the last unit iterate v of the power method on a symmetric PSD ``matvec``.
+
+    Approaches λ_max(A) from below. Deterministic (a fixed random start shaped like
+    ``like``); callers wrap their operator's data in ``stop_gradient``.
+    """
+    v = jax.random.normal(jax.random.key(0), like.shape, like.dtype)
+    v = v / norm(v)
+
+    def body(_, v):
+        w = matvec(v)
+        return safe_div(w, norm(w))
+
+    v = lax.fori_loop(0, iterations, body, v)
+    return norm(matvec(v))
+
+
+def hessian_vector_product(grad_f, x, args):
+    """v ↦ ∇²f(x) v as the VJP of ``grad_f`` (the Hessian is symmetric).
+
+    Reverse mode, so it also works through operators with custom VJPs (the graph
+    Laplacian), where forward mode is unavailable.
+    """
+    _, vjp = jax.vjp(lambda z: grad_f(z, args), x)
+    return lambda v: vjp(v)[0]

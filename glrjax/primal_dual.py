@@ -21,6 +21,7 @@ from glrjax import _krylov
 from glrjax._validate import check_float_array, check_maxiter, check_positive, check_tol
 from glrjax.gradients import GradientMode, Unrolled, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
+from glrjax.proximal import lipschitz as estimate_lipschitz
 
 __all__ = ["PrimalDual", "operator_norm", "primal_dual", "primal_dual_step"]
 
@@ -50,34 +51,7 @@ def operator_norm(K, x, args, iters: int = 50) -> jax.Array:
     """
     x, args = jax.lax.stop_gradient((x, args))
     kt = jax.linear_transpose(lambda v: K(v, args), x)
-    v = jnp.cos(jnp.arange(x.size, dtype=x.dtype) * 1.618).reshape(x.shape) + 1.0
-
-    def body(_, v):
-        w = kt(K(v, args))[0]
-        return w / jnp.maximum(_krylov.norm(w), jnp.finfo(x.dtype).tiny)
-
-    v = jax.lax.fori_loop(0, iters, body, v / _krylov.norm(v))
-    return _krylov.norm(K(v, args))
-
-
-def _lipschitz(grad_f, x, args, iters: int = 30) -> jax.Array:
-    """Largest eigenvalue of ∇²f at x by power iteration on Hessian-vector products."""
-    x, args = jax.lax.stop_gradient((x, args))
-    v = jnp.cos(jnp.arange(x.size, dtype=x.dtype) * 0.7).reshape(x.shape) + 1.0
-
-    # ∇²f is symmetric, so the VJP of grad_f is the Hessian-vector product; reverse mode
-    # also works through operators with custom VJPs (the graph Laplacian), forward may not.
-    _, vjp = jax.vjp(lambda z: grad_f(z, args), x)
-
-    def hvp(v):
-        return vjp(v)[0]
-
-    def body(_, v):
-        w = hvp(v)
-        return w / jnp.maximum(_krylov.norm(w), jnp.finfo(x.dtype).tiny)
-
-    v = jax.lax.fori_loop(0, iters, body, v / _krylov.norm(v))
-    return _krylov.norm(hvp(v))
+    return jnp.sqrt(_krylov.power_iteration(lambda v: kt(K(v, args))[0], x, iters))
 
 
 def _schedule(value, name, maxiter, dtype):
@@ -205,7 +179,7 @@ def primal_dual(
     if grad_f is None:
         lip = jnp.zeros((), dtype)
     elif lipschitz is None:
-        lip = _lipschitz(grad_f, x0, args)
+        lip = estimate_lipschitz(grad_f, x0, args)
     else:
         lip = jnp.asarray(lipschitz, dtype)
     if sigma is None:

@@ -11,7 +11,7 @@ with step t:
   ⟨y_k − x_{k+1}, x_{k+1} − x_k⟩ > 0, i.e. when the momentum points uphill.
 
 **Step.** ``step=None`` uses t = 1/L with L estimated by power iteration on the Hessian-vector
-product of f at ``x0`` (``jax.jvp`` of ``grad_f``; exact for quadratic f, a local estimate
+product of f at ``x0`` (the VJP of ``grad_f``; exact for quadratic f, a local estimate
 otherwise — pass ``step`` for non-quadratic f), under ``stop_gradient``. ``step`` may also be
 a traced scalar or a per-iteration schedule of shape ``(maxiter,)``; both get gradients under
 the unrolled modes.
@@ -66,7 +66,8 @@ class FISTAState(NamedTuple):
 
 
 def lipschitz(grad_f, x, args, *, iterations: int = POWER_ITERATIONS):
-    """Largest eigenvalue of the Hessian of f at ``x``, by power iteration on jvp(grad_f).
+    """Largest eigenvalue of the Hessian of f at ``x``, by power iteration on Hessian-vector
+    products (the VJP of ``grad_f``).
 
     Deterministic (a fixed random start) and under ``stop_gradient``. Returns ‖Hv‖ for the
     last unit iterate v, which approaches λ_max from below for a PSD Hessian.
@@ -77,19 +78,7 @@ def lipschitz(grad_f, x, args, *, iterations: int = POWER_ITERATIONS):
     4.0
     """
     x, args = lax.stop_gradient((x, args))
-
-    def hvp(v):
-        return jax.jvp(lambda z: grad_f(z, args), (x,), (v,))[1]
-
-    v = jax.random.normal(jax.random.key(0), x.shape, x.dtype)
-    v = v / _krylov.norm(v)
-
-    def body(_, v):
-        w = hvp(v)
-        return _krylov.safe_div(w, _krylov.norm(w))
-
-    v = lax.fori_loop(0, iterations, body, v)
-    return _krylov.norm(hvp(v))
+    return _krylov.power_iteration(_krylov.hessian_vector_product(grad_f, x, args), x, iterations)
 
 
 def _relative_change(new, old):
