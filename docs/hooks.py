@@ -1,6 +1,8 @@
 """mkdocs hook: fill ``<!-- results:NAME -->`` markers from benchmarks/results/NAME.json.
 
 Keeps the measured numbers in the docs in sync with the committed benchmark records.
+``<!-- figure:FILE.png:caption -->`` shows ``docs/assets/FILE.png`` when it exists, and
+otherwise says which command produces it (a missing image would fail ``--strict``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MARKER = re.compile(r"<!-- results:([\w.-]+)(?::([\w,.-]+))? -->")
+FIGURE = re.compile(r"<!-- figure:([\w.-]+\.png):(.+?) -->")
+ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
+FIGURE_SOURCES = {  # who writes each figure (copied into docs/assets/ by hand)
+    "jacobian_error.png": "glrjax compare",
+    "memory_vs_iterations.png": "glrjax compare",
+    "time_per_mode.png": "glrjax compare",
+}
 
 
 def _fmt(v):
@@ -41,5 +50,18 @@ def render(name: str, columns: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def on_page_markdown(markdown, **kwargs):
-    return MARKER.sub(lambda m: render(m.group(1), m.group(2)), markdown)
+def figure(name: str, caption: str, src_uri: str) -> str:
+    if (ASSETS / name).exists():
+        prefix = "../" * src_uri.count("/")
+        return f"![{caption}]({prefix}assets/{name})\n\n*{caption}*"
+    source = FIGURE_SOURCES.get(name, "its example script")
+    return (
+        f"*(figure `{name}` not in the site yet: it is written by `{source}` into its "
+        f"output folder; copy it to `docs/assets/{name}` to show it here.)*"
+    )
+
+
+def on_page_markdown(markdown, page=None, **kwargs):
+    markdown = MARKER.sub(lambda m: render(m.group(1), m.group(2)), markdown)
+    src_uri = page.file.src_uri if page is not None else ""
+    return FIGURE.sub(lambda m: figure(m.group(1), m.group(2), src_uri), markdown)
