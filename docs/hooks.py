@@ -61,7 +61,29 @@ def figure(name: str, caption: str, src_uri: str) -> str:
     )
 
 
+def bad_inputs() -> str:
+    """The bad-input table of tests/bad_inputs.py, with each call's actual error message."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "tests" / "bad_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = ["| function | argument | bad input | error | message |", "|---|---|---|---|---|"]
+    for function, argument, problem, call, error, _ in module.ROWS:
+        try:
+            call()
+            message = "**no error raised**"
+        except Exception as err:  # noqa: BLE001 - we show whatever was raised
+            message = str(err).replace("|", "\\|").replace("\n", " ")
+            error = type(err)
+        row = [f"`{function}`", f"`{argument}`", problem, f"`{error.__name__}`", message]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown, page=None, **kwargs):
     markdown = MARKER.sub(lambda m: render(m.group(1), m.group(2)), markdown)
+    if "<!-- bad-inputs -->" in markdown:
+        markdown = markdown.replace("<!-- bad-inputs -->", bad_inputs())
     src_uri = page.file.src_uri if page is not None else ""
     return FIGURE.sub(lambda m: figure(m.group(1), m.group(2), src_uri), markdown)

@@ -23,7 +23,11 @@ need.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+from glrjax._validate import check_float_array, check_nonnegative
 
 __all__ = [
     "box",
@@ -45,8 +49,18 @@ __all__ = [
 
 
 def _threshold(x, hyper, t):
-    """t·λ in x's dtype (λ may be a scalar or an array broadcastable to x)."""
+    """t·λ in x's dtype (λ may be a scalar or an array broadcastable to x).
+
+    Checks at trace time that x is floating and that known λ and t are >= 0.
+    """
+    check_float_array(x, "x")
+    check_nonnegative(hyper, "lam", "0.1")
+    check_nonnegative(t, "t", "1.0")
     return jnp.asarray(t, x.dtype) * jnp.asarray(hyper, x.dtype)
+
+
+def _known(v) -> bool:
+    return not isinstance(v, jax.core.Tracer)
 
 
 def group_norms(x, axis=0, keepdims=False):
@@ -191,7 +205,14 @@ def box(x, bounds, t=1.0):
     [0.0, 0.5, 1.0]
     """
     del t
+    check_float_array(x, "x")
     lower, upper = bounds
+    lo, hi = (
+        np.asarray(lower) if _known(lower) else None,
+        np.asarray(upper) if _known(upper) else None,
+    )
+    if lo is not None and hi is not None and np.any(lo > hi):
+        raise ValueError(f"box bounds={bounds!r} need lower <= upper everywhere; swap them.")
     return jnp.clip(x, jnp.asarray(lower, x.dtype), jnp.asarray(upper, x.dtype))
 
 
