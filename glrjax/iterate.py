@@ -130,45 +130,42 @@ def _checkpointed(it, params, x0, tol, maxiter, every):
     return _finish(it, state, k, tol)
 
 
-def _while(it, params, state, tol, maxiter, buffer=None):
-    """Forward ``while_loop`` to tolerance; optionally keep the last states in a ring."""
+def _while(it, params, state, tol, maxiter):
+    """Forward ``while_loop`` to tolerance; returns the final state and the steps taken."""
 
     def cond(carry):
-        state, k = carry[0], carry[1]
+        state, k = carry
         return (k < maxiter) & ~_stop(it, state, tol)
 
     def body(carry):
-        state, k = carry[0], carry[1]
-        new = it.step(state, params, k)
-        if buffer is None:
-            return new, k + 1
-        ring = jax.tree_util.tree_map(
-            lambda b, a: lax.dynamic_update_index_in_dim(b, a, k % b.shape[0], 0),
-            carry[2],
-            state,
-        )
-        return new, k + 1, ring
+        state, k = carry
+        return it.step(state, params, k), k + 1
 
-    carry = (state, jnp.asarray(0, jnp.int32))
-    if buffer is not None:
-        carry = carry + (buffer,)
-    return lax.while_loop(cond, body, carry)
+    return lax.while_loop(cond, body, (state, jnp.asarray(0, jnp.int32)))
 
 
 def _truncated(it, params, x0, tol, maxiter, last):
     if last >= maxiter:  # every step taken is kept: exactly Unrolled
         return _unrolled(it, params, x0, tol, maxiter)
     state0 = it.init(params, x0)
-    # Pass 1, no gradient: run to tolerance, keeping the states before the last `last` steps.
-    frozen = lax.stop_gradient((params, state0))
-    ring = jax.tree_util.tree_map(lambda a: jnp.zeros((last,) + a.shape, a.dtype), frozen[1])
-    _, n, ring = _while(it, frozen[0], frozen[1], tol, maxiter, ring)
+    # Pass 1, no gradient: run to tolerance to learn n, the number of steps taken.
+    frozen_params, frozen_state0 = lax.stop_gradient((params, state0))
+    _, n = _while(it, frozen_params, frozen_state0, tol, maxiter)
     start = jnp.maximum(n - last, 0)
-    cut = jax.tree_util.tree_map(lambda b: lax.dynamic_index_in_dim(b, n % last, 0, False), ring)
+
+    # Pass 2, no gradient: replay the first n - last steps (storing nothing; a ring buffer
+    # of the last states would be a batched scatter per step under vmap, far slower).
+    def replay(carry):
+        state, k = carry
+        return it.step(state, frozen_params, k), k + 1
+
+    cut, _ = lax.while_loop(
+        lambda c: c[1] < start, replay, (frozen_state0, jnp.asarray(0, jnp.int32))
+    )
     # n <= last: all steps are kept, so start from the differentiable initial state.
     state = _select(start == 0, state0, cut)
 
-    # Pass 2: the last min(n, last) steps again, differentiated w.r.t. params.
+    # Pass 3: the last min(n, last) steps again, differentiated w.r.t. params.
     def body(carry, _):
         state, k = carry
         new = it.step(state, params, k)
