@@ -5,7 +5,17 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
-from glrjax import curse, prox
+from glrjax import curse, gem, prox
+from glrjax.gem import (
+    GEMNetConfig,
+    GEMNetParams,
+    e_step,
+    gem_fit,
+    gem_network,
+    gem_network_init,
+    inverse_edge_terms,
+    m_step,
+)
 from glrjax.glr import glr_filter
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.graph import (
@@ -37,6 +47,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Checkpointed",
     "EdgeGraph",
+    "GEMNetConfig",
+    "GEMNetParams",
     "GradientMode",
     "GridGraph",
     "Implicit",
@@ -49,14 +61,21 @@ __all__ = [
     "curse",
     "debias",
     "degree",
+    "e_step",
     "fista",
+    "gem",
+    "gem_fit",
+    "gem_network",
+    "gem_network_init",
     "glr_filter",
+    "inverse_edge_terms",
     "jacobi",
     "lambda_max",
     "lambda_path",
     "laplacian_matvec",
     "linear_reconstruction",
     "lipschitz",
+    "m_step",
     "num_edges",
     "pgd",
     "primal_dual",
