@@ -186,8 +186,11 @@ def main():
     for base, config, mode, p in plan:
         comp, rec = compile_step(config, mode, data, p)
         compiled.append((base | rec, comp, p))
-        print(f"  compiled row {base['table_row']} {base['route']} {base['mode']}: "
-              f"{rec['xla_temp_mb']:.1f} MB, {rec['compile_s']:.1f} s", flush=True)  # fmt: skip
+        print(
+            f"  compiled row {base['table_row']} {base['route']} {base['mode']}: "
+            f"{rec['xla_temp_mb']:.1f} MB, {rec['compile_s']:.1f} s",
+            flush=True,
+        )
     for r, comp, p in sorted(compiled, key=lambda c: c[0]["xla_temp_mb"] or 0.0):
         repeats = 2 if r["route"].startswith("columns") else 5
         r = r | run_step(comp, p, repeats=repeats)
@@ -195,8 +198,11 @@ def main():
             r["seed_mb"] / r["xla_temp_mb"] if r["seed_mb"] and r["xla_temp_mb"] else None
         )
         rows.append(r)
-        print(f"  ran row {r['table_row']} {r['route']} {r['mode']}: {r['time_ms']:.1f} ms",
-              flush=True)  # fmt: skip
+        print(
+            f"  ran row {r['table_row']} {r['route']} {r['mode']}: {r['time_ms']:.2f} ms, "
+            f"temp {r['xla_temp_mb']:.1f} MB, peak {r.get('gpu_peak_mb')} MB",
+            flush=True,
+        )
     del compiled
     rows.sort(key=lambda r: (r["route"].startswith("columns"), r["table_row"], r["mode"]))
     growth = []
