@@ -27,13 +27,18 @@ for every edge, three routes, chosen by ``route=``:
 Θ⁻¹ = δ⁻¹(I + δ⁻¹L)⁻¹ and C = μ(I + μL)⁻¹, so both go through the same function (and through
 :func:`glrjax.glr_filter`, hence every gradient mode).
 
-**M-step metric.** Plain PGD with one step size crawls: the curvature of −log det Θ along
-w_ij is t_ij², which ranges over orders of magnitude across edges. :func:`m_step` uses a
-fixed diagonal metric D = 1/s² (``metric="diagonal"``): w ← prox_{ηDγ‖·‖₀}(w + ηD∇),
-i.e. :func:`glrjax.pgd` on grad_f = −D∇ with per-edge ℓ0 weights γD. At a kept edge of an
-M-step optimum t_ij = s_ij, so ηD matches the local Newton step there; η ≈ 0.3 is stable
-(η = 1 oscillates). The ℓ0 threshold becomes √(2ηγ)/s_ij, i.e. a cut when the quadratic
-model's loss of the edge is below γ, whatever the scale of w.
+**M-step metric and step.** Plain PGD with one step size crawls: the curvature of
+−log det Θ along w_ij is t_ij², which ranges over orders of magnitude across edges.
+:func:`m_step` uses a diagonal metric fixed at the M-step's start, D = 1/max(s, t₀)²
+(t₀: the Θ⁻¹ edge terms there; ``metric="diagonal"``): w ← prox_{ηDγ‖·‖₀}(w + ηD∇), i.e.
+:func:`glrjax.pgd` on grad_f = −D∇ with per-edge ℓ0 weights γD. On a kept edge of an
+M-step optimum t = s, so D is the diagonal Newton step there; away from it the larger of
+s, t₀ gives the smaller step. Off the diagonal the Hessian still couples each edge to its
+neighbours: measured λ_max(D^½HD^½) ≈ 6 on radius-1 and ≈ 17 on radius-2 window graphs
+(8 and 24 neighbours), so the PGD step is η = ``step``/(number of neighbours), stable for
+``step`` below about 2·neighbours/λ_max ≈ 2.7; default 1.5. The ℓ0 threshold √(2ηγD) is a
+cut when the quadratic model's loss of dropping the edge is below γ, whatever the scale
+of w.
 
 **The unrolled GEM network** (:func:`gem_network`, :class:`GEMNetConfig`,
 :class:`GEMNetParams`) — see its docstring: N_GEM unrolled iterations of an E-step of
@@ -83,6 +88,7 @@ __all__ = [
     "GEMNetConfig",
     "GEMNetInfo",
     "GEMNetParams",
+    "chebyshev_steps",
     "e_step",
     "edge_differences",
     "gem_compare_case",
@@ -910,7 +916,8 @@ class GEMNetParams(NamedTuple):
 
     q: jax.Array  # (C, M) metric factor: initial w_ij = c·exp(−‖Qᵀ(f_i − f_j)‖²)
     log_scale: jax.Array  # () log c, the scale of the initial weights
-    log_mu: jax.Array  # (N_GEM + 1,) E-step GLR strengths μ_t (the last: the output filter)
+    # (N_GEM + 1,) E-step GLR strengths μ̄_t = μ_t·d_max (the last: the output filter)
+    log_mu: jax.Array
     log_gamma: jax.Array  # (N_GEM,) ℓ0 weights γ_t
     log_step: jax.Array  # (N_GEM,) PGD steps η_t
     # CG steps as logarithms (α, β > 0 in CG; an optimizer step is then a relative change)
@@ -979,6 +986,18 @@ def _mean_weight(w, valid):
     return jnp.sum(jnp.where(valid, w, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
 
 
+def _relative_mu(log_mu, g):
+    """μ = exp(log μ̄)/d_max: the eigenvalues of μL then lie in [0, 2μ̄] on every graph.
+
+    The M-step changes the scale of w by orders of magnitude (and differently on each
+    image); relative to the largest weighted degree, μ̄ keeps its meaning, and the E-step
+    operator I + μL has its spectrum in [1, 1 + 2μ̄] (Gershgorin), so learned CG steps
+    tuned on that interval stay stable on unseen graphs.
+    """
+    d_max = jnp.max(_graph.degree(g))
+    return jnp.exp(log_mu).astype(g.weights.dtype) / jnp.where(d_max > 0, d_max, 1.0)
+
+
 def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradient):
     """The network on one graph: y (S, H, W) samples, features (C, H, W)."""
     dtype = y.dtype
@@ -1004,15 +1023,21 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
     def graph_of(w):
         return GridGraph(w, offsets, h, w_)
 
+    def correction_rhs(g, mu):
+        # The E-step CG starts from y: x̂ = y + u with (I + μL)u = −μLy. A few steps from
+        # zero lose the image's smooth content (their polynomial is far from 1/λ near λ = 1);
+        # the correction's right-hand side has none.
+        return -mu * _graph.laplacian_matvec(g, y)
+
     def gem_iteration(w, row):
         log_mu, log_gamma, log_step, ea, eb, ia, ib = row
         g = graph_of(w)
-        mu = jnp.exp(log_mu).astype(dtype) / _mean_weight(w, valid)
-        rhs = jnp.concatenate([y, z_c]) if stacked else y
+        mu = _relative_mu(log_mu, g)
+        rhs = jnp.concatenate([correction_rhs(g, mu), z_c]) if stacked else correction_rhs(g, mu)
         sol, _ = glr_filter(
             rhs, g, mu, tol=config.tol, maxiter=config.cg_e, alpha=ea, beta=eb, gradient=gradient
         )
-        x = sol[:s_count]
+        x = y + sol[:s_count]
         s = jnp.mean(edge_differences(g, x) ** 2, axis=0)
         if stacked:
             s = s + mu * _pair_terms(g, z_c, sol[s_count:])
@@ -1087,9 +1112,9 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
     # like any scan, with per-iteration parameters as its inputs.
     w, (history, edges) = jax.lax.scan(gem_iteration, w0, xs)
     g = graph_of(w)
-    mu = jnp.exp(params.log_mu[n]).astype(dtype) / _mean_weight(w, valid)
-    x, info = glr_filter(
-        y,
+    mu = _relative_mu(params.log_mu[n], g)
+    u, info = glr_filter(
+        correction_rhs(g, mu),
         g,
         mu,
         tol=config.tol,
@@ -1098,6 +1123,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
         beta=_row(params.log_e_beta, n),
         gradient=gradient,
     )
+    x = y + u
     weights = jnp.concatenate([w0[None], history])
     return x, GEMNetInfo(edges=edges, weights=weights, info=_summary(info))
 
@@ -1155,14 +1181,20 @@ def gem_network(
 
     For t = 0 … N_GEM − 1, starting from w₀ = c·exp(−‖Qᵀ(f_i − f_j)‖²) (node features f):
 
-    1. E-step: X̂ = (I + μ_t L(w_t))⁻¹Y by N_CG(E) CG steps with learned α/β (the GLR
-       filter; the network drops the model's (1 + σ²δ) shrinkage) and the edge terms of
-       S̃ = mean x̂x̂ᵀ + C, C = μ_t(I + μ_t L)⁻¹ from P probes solved in the same CG;
-    2. M-step: N_PGD steps w ← prox_{η_t D γ_t ‖·‖₀}(w + η_t D(R̂(w) − s)) with
-       R̂ = Θ⁻¹ edge terms from P probes, N_CG(inv) Jacobi-preconditioned CG steps,
-       D = 1/s², and the relaxed ℓ0 prox of :func:`l0_gate`;
+    1. E-step: X̂ = (I + μ_t L(w_t))⁻¹Y by N_CG(E) CG steps with learned α/β, started
+       from Y (it solves for the correction X̂ − Y; the GLR filter — the network drops
+       the model's 1/(1 + σ²δ) shrinkage), μ_t = μ̄_t/d_max(w_t) relative to the largest
+       weighted degree (so the spectrum of I + μ_t L is inside [1, 1 + 2μ̄_t] whatever the
+       graph), and the edge terms of S̃ = mean x̂x̂ᵀ + C, C = μ_t(I + μ_t L)⁻¹, from P
+       probes solved in the same CG;
+    2. M-step: N_PGD steps w ← min(prox_{η_t D γ_t ‖·‖₀}(w + η_t D(R̂(w) − s)), cap) with
+       R̂ = Θ⁻¹ edge terms from the same P probes (N_CG(inv) Jacobi-preconditioned CG
+       steps), D = 1/max(s, R̂(w_t))² (:func:`m_step`), η_t the learned step over the
+       neighbour count, the relaxed ℓ0 prox of :func:`l0_gate`, and the cap
+       ``config.max_ratio``·mean(w_t);
 
-    and the output X̂ = (I + μ_{N_GEM} L(w_{N_GEM}))⁻¹Y.
+    and the output X̂ = (I + μ_{N_GEM} L(w_{N_GEM}))⁻¹Y. With ``second_order=False`` the
+    inner direction D(R̂ − s) and the metric D are under ``stop_gradient``.
 
     ``gradient`` governs how every inner solver (E-step CG, probe CGs, the PGD loop) is
     differentiated; the outer GEM loop is unrolled. Under :class:`~glrjax.Implicit` the
@@ -1185,6 +1217,16 @@ def gem_network(
 
     Returns:
         ``(x̂, info)``: x̂ shaped like y, and a :class:`GEMNetInfo`.
+
+    >>> import jax, jax.numpy as jnp
+    >>> config = GEMNetConfig(gem_iterations=2, pgd_steps=2, cg_inv=2, cg_e=3, radius=1)
+    >>> y = jnp.zeros((2, 6, 6)).at[:, :, 3:].set(1.0) + 0.1 * jax.random.normal(
+    ...     jax.random.key(0), (2, 6, 6))  # two noisy samples of a step edge
+    >>> f = y.mean(0)[None]  # one feature channel
+    >>> params = gem_network_init(config, y, f)
+    >>> x, info = jax.jit(lambda p: gem_network(p, y, f, config))(params)
+    >>> x.shape, info.edges.shape, info.weights.shape  # edges left after each iteration
+    ((2, 6, 6), (2,), (3, 4, 6, 6))
     """
     gradient = check_gradient(gradient)
     y, features = _check_net_inputs(params, y, features, config)
@@ -1194,25 +1236,37 @@ def gem_network(
     return jax.vmap(fn, in_axes=(None, 0, 0))(params, y, features)
 
 
-def _cg_schedule(matvec, b, precond, steps: int):
-    """The α_k, β_k that plain (P)CG computes on one system (to initialise learned steps)."""
-    from glrjax import _krylov
+def chebyshev_steps(lo, hi, steps: int):
+    """CG-form steps (α_k, β_k) of Chebyshev iteration for a spectrum inside [lo, hi].
 
-    state = _krylov.cg_init(matvec, b, None, precond)
-    alphas, betas = [], []
-    for _ in range(steps):
-        a = _krylov.safe_div(state.rz, _krylov.vdot(state.p, matvec(state.p)))
-        new = _krylov.cg_step(matvec, state, precond, alpha=a)
-        alphas.append(a)
-        betas.append(_krylov.safe_div(new.rz, state.rz))
-        state = new
-    return jnp.stack(alphas), jnp.stack(betas)
+    With these, :func:`glrjax.cg`'s update x += α_k p, r −= α_k Ap, p = M⁻¹r + β_k p is the
+    Chebyshev semi-iterative method (Saad, *Iterative Methods*, Alg. 12.1, with
+    d_k = α_k p_k): its residual polynomial is T_k((θ − λ)/c)/T_k(θ/c), θ = (hi + lo)/2,
+    c = (hi − lo)/2, bounded by 1 on [0, hi] for every right-hand side — unlike a recorded CG
+    schedule, whose polynomial can blow up on another graph's spectrum. ``lo`` may exceed the
+    true smallest eigenvalue (those components then just converge more slowly); ``hi`` must
+    bound the largest.
+
+    >>> a, b = chebyshev_steps(1.0, 3.0, 3)
+    >>> [round(float(v), 4) for v in a], [round(float(v), 4) for v in b]
+    ([0.5, 0.5714, 0.5385], [0.125, 0.0816, 0.0725])
+    """
+    theta, c = 0.5 * (hi + lo), 0.5 * (hi - lo)
+    sigma = theta / c
+    rho = 1.0 / sigma
+    alphas, betas = [1.0 / theta], []
+    for k in range(1, steps + 1):
+        rho_next = 1.0 / (2.0 * sigma - rho)
+        betas.append(rho * rho / 2.0 if k == 1 else rho * rho)
+        alphas.append(2.0 * rho_next / c)
+        rho = rho_next
+    return jnp.asarray(alphas[:steps]), jnp.asarray(betas[:steps])
 
 
 def _balanced_log_scale(params, y, features, config):
     """log c with c = median over edges of (t(Θ⁻¹) − t(C))/mean (x̂_i − x̂_j)² at c = 1.
 
-    With μ relative to the mean weight, scaling w by c scales the Θ⁻¹ and C edge terms
+    With μ relative to the largest degree, scaling w by c scales the Θ⁻¹ and C edge terms
     by 1/c and leaves the sample term alone, so at this c the M-step gradient
     t(Θ⁻¹) − s changes sign at the median edge: as many weights start to grow as to shrink.
     Probe estimates with converged CG.
@@ -1225,7 +1279,7 @@ def _balanced_log_scale(params, y, features, config):
 
     def one(yk, f):
         g = GridGraph.mahalanobis(f, params.q, config.radius)
-        mu = jnp.exp(params.log_mu[0]) / _mean_weight(g.weights, valid)
+        mu = _relative_mu(params.log_mu[0], g)
         x, _ = glr_filter(yk, g, mu, tol=1e-4, maxiter=200)
         sample = jnp.mean(edge_differences(g, x) ** 2, axis=0)
         c, _ = inverse_edge_terms(g, mu, **kw)
@@ -1244,24 +1298,32 @@ def gem_network_init(
     features,
     *,
     q=None,
-    mu=1.0,
+    mu=4.0,
     gamma=1e-2,
-    step=1.5,
+    step=0.25,
     scale=None,
 ) -> GEMNetParams:
     """Initial parameters of :func:`gem_network`, fitted to a batch (data-dependent).
 
     Q = ``q`` (default 5·I: w ≈ exp(−25(f_i − f_j)²) for intensities in [0, 1]),
-    c = ``scale``, γ_t = ``gamma``, η_t = ``step``. The μ_t are set so that
-    μ_t·mean(w_t) = ``mu`` at every iteration — the M-step moves w towards the scale of the
-    data's precision, and μ_t follows it — by running the network once per iteration with
-    computed CG steps. The learned CG α/β start at the values plain CG computes on this
-    batch at each iteration (averaged over right-hand sides).
+    μ̄_t = ``mu`` (μ relative to the largest degree, see :func:`gem_network`), γ_t = ``gamma``,
+    PGD ``step`` (divided by the neighbour count, as in :func:`m_step`; smaller than
+    :func:`m_step`'s 1.5, so that the untrained network stays near the GLR filter: GEM's
+    likelihood-optimal graph is not the best denoising graph, and training finds how far
+    to move). The initial
+    weight scale c is ``scale`` or, by default, the one that balances the first M-step
+    (:func:`_balanced_log_scale`: as many weights start to grow as to shrink). The learned
+    CG α/β start as Chebyshev iteration (:func:`chebyshev_steps`) on [hi/(4k²), hi] for k
+    steps, hi = 1 + 2μ̄_t, a bound of the E-step operator's spectrum on every graph, and
+    (0, 2] for the Jacobi-preconditioned Θ⁻¹ solves: stable on any graph. (Steps recorded
+    from a CG run fit that run's spectrum and were seen to diverge on other images.)
 
     Args:
         config: the network's :class:`GEMNetConfig`.
         y, features: a batch, as for :func:`gem_network`.
         q, mu, gamma, step, scale: initial values.
+
+    See :func:`gem_network` for an example.
     """
     if not isinstance(config, GEMNetConfig):
         raise TypeError(f"config must be a GEMNetConfig, got {type(config).__name__}.")
@@ -1288,38 +1350,15 @@ def gem_network_init(
         params = params._replace(log_scale=_balanced_log_scale(params, y, features, config))
     if not config.learn_cg:
         return params
-    plain = dataclasses.replace(config, learn_cg=False)
-    run = jax.jit(lambda p: gem_network(p, y, features, plain)[1].weights)
-    valid = jnp.asarray(_graph._valid_mask(_graph.window_offsets(config.radius), *y.shape[-2:]))
-    weights = run(params).reshape((-1, g + 1) + valid.shape)
-    ys = y.reshape((-1,) + y.shape[-3:])
-    z = probes(jax.random.key(config.probe_seed), config.num_probes, y.shape[-2:], dtype)
-    offsets = _graph.window_offsets(config.radius)
-    # One CG run on all right-hand sides of the batch at once (one flat vector, a block-
-    # diagonal operator): its α/β are a genuine CG schedule for the pooled spectrum, so the
-    # residual polynomial keeps its roots inside it. (Averaging per-RHS schedules does not.)
     e_sched, inv_sched = [], []
     for t in range(g + 1):
-        w = weights[:, t]
-        graphs = GridGraph(w[:, None], offsets, *y.shape[-2:])  # (B, 1) graphs
-        mu_t = jnp.exp(params.log_mu[t]) / jax.vmap(_mean_weight, (0, None))(w, valid)
-        mu_t = mu_t[:, None, None, None]
-
-        def e_mv(x, graphs=graphs, mu_t=mu_t):
-            return x + mu_t * _graph.laplacian_matvec(graphs, x)
-
-        zb = jnp.broadcast_to(z, (w.shape[0],) + z.shape)
-        # The E-step solves the samples and, for C, the probes with one schedule.
-        rhs = jnp.concatenate([ys, zb], 1) if config.posterior_covariance and t < g else ys
-        e_sched.append(_cg_schedule(e_mv, rhs, None, config.cg_e))
-        if t == g:
-            break
-        deg = 1.0 + _graph.degree(graphs) / config.delta
-
-        def inv_mv(x, graphs=graphs):
-            return x + _graph.laplacian_matvec(graphs, x) / config.delta
-
-        inv_sched.append(_cg_schedule(inv_mv, zb, lambda r, deg=deg: r / deg, config.cg_inv))
+        # I + μL has its spectrum in [1, 1 + 2μ̄] on every graph (μ relative to d_max). The
+        # E-step solves for a correction whose right-hand side μLy has no smooth content,
+        # so lo may exceed 1.
+        hi = 1.0 + 2.0 * float(jnp.exp(params.log_mu[t]))
+        e_sched.append(chebyshev_steps(max(1.0, hi / (4 * config.cg_e**2)), hi, config.cg_e))
+        if t < g:  # Jacobi-preconditioned I + L/δ: spectrum inside (0, 2)
+            inv_sched.append(chebyshev_steps(2.0 / (4 * config.cg_inv**2), 2.0, config.cg_inv))
 
     def log(sched, i):  # the last β is never used by the solution; keep it finite
         return jnp.log(jnp.maximum(jnp.stack([v[i] for v in sched]), 1e-6)).astype(dtype)

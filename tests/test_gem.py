@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -361,8 +362,8 @@ def test_network_gradients_match_finite_differences_and_second_order_switch():
     "mode",
     [
         glrjax.Unrolled(),
-        pytest.param(glrjax.Checkpointed(every=2), marks=pytest.mark.slow),
-        pytest.param(glrjax.Truncated(last=1), marks=pytest.mark.slow),
+        glrjax.Checkpointed(every=2),
+        glrjax.Truncated(last=1),
         glrjax.Implicit(),
     ],
     ids=["unrolled", "checkpointed", "truncated", "implicit"],
@@ -441,3 +442,15 @@ def test_edge_graph_negative_weight_rejected():
     e = EdgeGraph(jnp.array([0, 1]), jnp.array([1, 2]), jnp.array([1.0, -0.5]), 3)
     with pytest.raises(ValueError, match="negative"):
         gem.m_step_gradient(e, jnp.ones(2), 0.1)
+
+
+def test_compare_case_gradient_matches_its_finite_difference_reference():
+    kw = dict(size=6, batch=2, gem_iterations=1, pgd_steps=2, num_probes=4)
+    loss, theta = gem.gem_compare_case(**kw, tol=1e-12, dtype=jnp.float64)
+    (value, info), grad = jax.jit(
+        jax.value_and_grad(lambda th: loss(th, glrjax.Unrolled(), 200), has_aux=True)
+    )(theta)
+    assert bool(info.converged) and float(value) > 0
+    ref = gem.gem_reference_gradient(theta, **kw, maxiter=200)
+    g, r = (jax.flatten_util.ravel_pytree(t)[0] for t in (grad, ref))
+    assert float(jnp.linalg.norm(g - r)) <= 1e-5 * float(jnp.linalg.norm(r))
