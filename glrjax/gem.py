@@ -555,7 +555,7 @@ def m_step(
         delta: δ > 0; gamma: ℓ0 weight γ ≥ 0 (traced).
         steps: PGD steps (static); pgd_tol: stop earlier on PGD's relative residual.
         step: PGD step η (scalar, traced).
-        metric: ``"diagonal"`` (D = 1/s², module docstring) or ``"identity"``.
+        metric: ``"diagonal"`` (D = 1/max(s, t₀)², module docstring) or ``"identity"``.
         route, num_probes, key, tol, maxiter: the Θ⁻¹ terms (:func:`m_step_gradient`).
         gradient: gradient mode of the PGD loop; cg_gradient: of the CG solves.
 
@@ -863,7 +863,7 @@ class GEMNetConfig:
         delta: δ in Θ = L + δI.
         radius: window radius of the graph (2: the 11,346-edge graph at 32×32).
         learn_cg: learn CG α/β per step (else CG computes them).
-        metric: M-step metric (``"diagonal"``: D = 1/s²; ``"identity"``).
+        metric: M-step metric (``"diagonal"``: D = 1/max(s, t₀)², see :func:`m_step`).
         probe_seed: the fixed probe key.
         remat: under :class:`~glrjax.Checkpointed`, also rematerialise each GEM iteration.
         max_ratio: each M-step caps the weights at ``max_ratio`` × their mean at its start
