@@ -5,7 +5,17 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
-from glrjax import curse, prox
+from glrjax import curse, gem, prox
+from glrjax.gem import (
+    GEMNetConfig,
+    GEMNetParams,
+    e_step,
+    gem_fit,
+    gem_network,
+    gem_network_init,
+    inverse_edge_terms,
+    m_step,
+)
 from glrjax.glr import glr_filter, gtv_denoise
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.graph import (
@@ -39,6 +49,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Checkpointed",
     "EdgeGraph",
+    "GEMNetConfig",
+    "GEMNetParams",
     "GradientMode",
     "GridGraph",
     "Implicit",
@@ -52,11 +64,17 @@ __all__ = [
     "curse",
     "debias",
     "degree",
-    "fista",
+    "e_step",
     "edge_difference",
+    "fista",
+    "gem",
+    "gem_fit",
+    "gem_network",
+    "gem_network_init",
     "glr_filter",
     "gtv_denoise",
     "init_l2g_params",
+    "inverse_edge_terms",
     "jacobi",
     "l2g",
     "l2g_unrolled",
@@ -65,6 +83,7 @@ __all__ = [
     "laplacian_matvec",
     "linear_reconstruction",
     "lipschitz",
+    "m_step",
     "num_edges",
     "pgd",
     "primal_dual",
