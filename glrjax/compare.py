@@ -35,6 +35,7 @@ __all__ = [
     "Case",
     "default_modes",
     "fista_case",
+    "gem_case",
     "glr_case",
     "measure",
     "memory_sweep",
@@ -98,7 +99,7 @@ def measure(case: Case, mode: GradientMode, maxiter: int, repeats: int = 5) -> d
         t0 = time.perf_counter()
         jax.block_until_ready(compiled(case.theta))
         times.append(time.perf_counter() - t0)
-    error = relative_error(grad, case.reference())
+    error = relative_error(grad, _reference(case))
     return {
         "case": case.name,
         "solver": case.solver,
@@ -210,6 +211,26 @@ def fista_case(d: int = 40, h: int = 30, r: int = 30, lam: float = 0.1, dtype=jn
     return Case(name, "fista", loss, theta, reference, scale=3.0)
 
 
+def gem_case(size: int = 16, dtype=jnp.float32) -> Case:
+    """The unrolled GEM network (seed 000) on small built-in images, inner solvers per mode.
+
+    :func:`glrjax.gem.gem_compare_case`: 2 GEM iterations of 3 PGD steps, 8 probes, batch 4;
+    loss = MSE against the clean images; θ = the network's parameters (μ, γ, metric, step).
+    Reference: central finite differences in float64 with converged inner solves
+    (:func:`glrjax.gem.gem_reference_gradient`). The network's PGD has a fixed step count,
+    so ``Implicit`` (which differentiates the PGD fixed point) differs from it by design.
+    """
+    from glrjax.gem import gem_compare_case, gem_reference_gradient
+
+    loss, theta = gem_compare_case(size, dtype=dtype)
+
+    def reference():
+        with jax.enable_x64(True):
+            return gem_reference_gradient(theta, size)
+
+    return Case(f"GEM network {size}x{size}, batch 4", "gem", loss, theta, reference, scale=0.3)
+
+
 def memory_sweep(case: Case, modes: list[GradientMode], maxiters: list[int]) -> list[dict]:
     """XLA temp memory of forward+backward for each (mode, maxiter): no timing, compile only."""
     rows = []
@@ -228,6 +249,17 @@ def memory_sweep(case: Case, modes: list[GradientMode], maxiters: list[int]) -> 
                 }
             )
     return rows
+
+
+_REFERENCES: dict = {}
+
+
+def _reference(case: Case):
+    """The case's reference gradient, computed once per case object."""
+    key = id(case)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = (case, case.reference())
+    return _REFERENCES[key][1]
 
 
 def _mode_for(mode: GradientMode, maxiter: int) -> GradientMode:
