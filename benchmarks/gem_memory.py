@@ -18,6 +18,7 @@ did, and where its gigabytes came from), and the memory of each mode as N_PGD an
 counts grow (Implicit should stay flat).
 
     python benchmarks/gem_memory.py [--smoke] [--no-exact] [--no-growth] [--modes a,b]
+        [--rows 1,2,3,4,5]
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def run_step(comp, params, repeats=5):
 
 def main():
     modes = arg("--modes", ",".join(MODES)).split(",")
+    wanted = {int(v) for v in arg("--rows", "1,2,3,4,5").split(",")}
     data = problem()
     clean, y, features = data
     rows, plan = [], []
@@ -146,6 +148,8 @@ def main():
     ):
         config = config_of(row)
         params[row] = gem.gem_network_init(config, y, features)
+        if i + 1 not in wanted:
+            continue
         n_params = sum(int(np.size(p)) for p in jax.tree_util.tree_leaves(params[row]))
         for name in modes:
             base = {

@@ -22,7 +22,7 @@ print(sys.version.split()[0], "jax", jax.__version__, jax.devices())
 PY
 start=$SECONDS
 # Most important first; each under its own limit so one slow script cannot eat the rest.
-timeout 170 python3 benchmarks/run_all.py --only gem_memory --timeout 160 2>&1 | tee -a "$OUT/gpu.log"
+timeout 200 python3 benchmarks/run_all.py --only gem_memory --timeout 190 --rows 1 --no-growth 2>&1 | tee -a "$OUT/gpu.log"
 timeout 110 python3 benchmarks/run_all.py --only cg_modes --timeout 100 2>&1 | tee -a "$OUT/gpu.log"
 timeout 90 python3 benchmarks/run_all.py --only glr_filter --timeout 80 2>&1 | tee -a "$OUT/gpu.log"
 timeout 60 python3 -m glrjax.cli compare --device gpu --out /tmp/glrjax-compare --no-plots 2>&1 | tee -a "$OUT/gpu.log"

@@ -39,14 +39,17 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
         The cotangent of ``params``; NaN everywhere when the backward solve failed and
         ``gradient.on_failure == "nan"``.
     """
-    flat_x, unravel = ravel_pytree(x)
-    flat_ct, _ = ravel_pytree(cotangent)
-    _, vjp_x = jax.vjp(lambda z: ravel_pytree(optimality(unravel(z), params))[0], flat_x)
+    if isinstance(x, jax.Array):  # one array: solve in its own shape (keeps XLA's fusions)
+        flat_x, unravel = x, lambda z: z
+        cotangent = jnp.asarray(cotangent, x.dtype)
+        _, vjp_x = jax.vjp(lambda z: optimality(z, params), x)
+    else:  # a pytree (e.g. a primal-dual pair): solve on the flattened vector
+        flat_x, unravel = ravel_pytree(x)
+        cotangent = ravel_pytree(cotangent)[0].astype(flat_x.dtype)
+        _, vjp_x = jax.vjp(lambda z: ravel_pytree(optimality(unravel(z), params))[0], flat_x)
 
-    def jt(u):  # (∂F/∂x)ᵀ u on the flattened solution
+    def jt(u):  # (∂F/∂x)ᵀ u
         return vjp_x(u)[0]
-
-    cotangent = flat_ct.astype(flat_x.dtype)
 
     solver = _backward_solver(gradient, symmetric)
     if solver == "neumann":
