@@ -78,10 +78,13 @@ def cg_step(matvec, state: CGState, precond=None, alpha=None, beta=None) -> CGSt
     return CGState(x=x, r=r, p=p, rz=rz, rnorm=norm(r), bnorm=state.bnorm)
 
 
-def solve_cg(matvec, b, *, tol, maxiter):
+def solve_cg(matvec, b, *, tol, maxiter, precond=None):
     """Solve ``matvec(u) = b`` (symmetric definite) by CG to relative residual ``tol``.
 
-    Returns ``(u, converged, iterations)``; used by the implicit backward pass.
+    ``precond`` approximates the inverse of ``matvec`` with the same definiteness (for a
+    negative definite operator, a negative definite preconditioner: PCG then equals PCG
+    on the negated system). Returns ``(u, converged, iterations)``; used by the implicit
+    backward pass.
     """
     tol = jnp.asarray(tol, b.dtype)
 
@@ -91,9 +94,10 @@ def solve_cg(matvec, b, *, tol, maxiter):
 
     def body(carry):
         state, k = carry
-        return cg_step(matvec, state), k + 1
+        return cg_step(matvec, state, precond), k + 1
 
-    state, k = lax.while_loop(cond, body, (cg_init(matvec, b), jnp.asarray(0, jnp.int32)))
+    start = cg_init(matvec, b, precond=precond)
+    state, k = lax.while_loop(cond, body, (start, jnp.asarray(0, jnp.int32)))
     converged = state.rnorm <= tol * state.bnorm
     return state.x, converged, k
 

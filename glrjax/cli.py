@@ -350,8 +350,10 @@ def compare(args) -> dict:
     bad = [r for r in rows if not math.isfinite(r["grad_error"])]
     if bad:
         console.print(
-            f"[yellow]{len(bad)} row(s) have a NaN gradient: a backward solve that did not "
-            "converge (Implicit's on_failure='nan') — see the 'conv' column[/yellow]"
+            f"[yellow]{len(bad)} row(s) have a NaN gradient: Implicit's backward solve did not "
+            "converge (on_failure='nan'). For the GEM network this is the M-step: its PGD map "
+            "is not a contraction at these parameters, so the Neumann series of its Jacobian "
+            "diverges and the fixed point has no meaningful implicit gradient.[/yellow]"
         )
     return record
 

@@ -24,7 +24,7 @@ def _backward_solver(gradient: Implicit, symmetric: bool) -> str:
     return gradient.solver
 
 
-def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bool):
+def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bool, precond=None):
     """Cotangent of ``params`` for the solution ``x`` of ``optimality(x, params) = 0``.
 
     Args:
@@ -34,6 +34,8 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
         cotangent: x̄, the cotangent of ``x``.
         gradient: the :class:`~glrjax.Implicit` mode (backward solver and tolerances).
         symmetric: whether ∂F/∂x is symmetric (lets ``"auto"`` choose CG).
+        precond: optional ``v -> P v`` with P ≈ ((∂F/∂x)ᵀ)⁻¹ (same shape as ``x``), used
+            by the backward CG; e.g. -M⁻¹ for F = b - Ax with a forward preconditioner M⁻¹.
 
     Returns:
         The cotangent of ``params``; NaN everywhere when the backward solve failed and
@@ -56,7 +58,9 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
         # -(∂F/∂x)ᵀ u = x̄ with -(∂F/∂x)ᵀ = I - M, M = I + (∂F/∂x)ᵀ = (∂T/∂x)ᵀ for F = T(x) - x.
         u, ok, _ = _krylov.solve_neumann(lambda v: v + jt(v), cotangent, maxiter=gradient.maxiter)
     elif solver == "cg":
-        u, ok, _ = _krylov.solve_cg(jt, -cotangent, tol=gradient.tol, maxiter=gradient.maxiter)
+        u, ok, _ = _krylov.solve_cg(
+            jt, -cotangent, tol=gradient.tol, maxiter=gradient.maxiter, precond=precond
+        )
     else:
         u, ok, _ = _krylov.solve_gmres(jt, -cotangent, tol=gradient.tol, maxiter=gradient.maxiter)
     if gradient.on_failure == "nan":
@@ -81,39 +85,48 @@ def _poison(ok):
     return fn
 
 
-def implicit_solve(forward, optimality, params, x0, gradient: Implicit, symmetric: bool):
+def implicit_solve(
+    forward, optimality, params, x0, gradient: Implicit, symmetric: bool, precond=None
+):
     """Run ``forward(params, x0) -> (x, aux)`` with an implicit-function VJP for ``x``.
 
     ``aux`` (e.g. an ``Info``) is returned unchanged and gets no gradient; ``x0`` gets a
     zero cotangent (the solution does not depend on the starting point). Values that
     ``forward`` or ``optimality`` close over and that are being differentiated are
     hoisted into explicit arguments with ``jax.closure_convert``, so a closure such as
-    ``A = lambda x, args: M @ x`` still gets the right gradient for ``M``.
+    ``A = lambda x, args: M @ x`` still gets the right gradient for ``M``. ``precond(v,
+    params)`` (optional) approximates ((∂F/∂x)ᵀ)⁻¹ v for the backward CG; it gets no
+    gradient.
     """
     x_shape = jax.eval_shape(lambda p, z: forward(p, z)[0], params, x0)
     x_like = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), x_shape)
     fwd_conv, fwd_consts = jax.closure_convert(forward, params, x0)
     opt_conv, opt_consts = jax.closure_convert(optimality, x_like, params)
+    if precond is None:
+        pc_conv, pc_consts = None, ()
+    else:
+        pc_conv, pc_consts = jax.closure_convert(precond, x_like, params)
 
     @jax.custom_vjp
-    def solve(params, fwd_consts, opt_consts, x0):
+    def solve(params, fwd_consts, opt_consts, pc_consts, x0):
         return fwd_conv(params, x0, *fwd_consts)
 
-    def solve_fwd(params, fwd_consts, opt_consts, x0):
+    def solve_fwd(params, fwd_consts, opt_consts, pc_consts, x0):
         x, aux = fwd_conv(params, x0, *fwd_consts)
-        return (x, aux), (x, params, fwd_consts, opt_consts, x0)
+        return (x, aux), (x, params, fwd_consts, opt_consts, pc_consts, x0)
 
     def solve_bwd(res, cts):
-        x, params, fwd_consts, opt_consts, x0 = res
+        x, params, fwd_consts, opt_consts, pc_consts, x0 = res
         x_bar = cts[0]
 
         def opt(z, p_and_c):
             p, c = p_and_c
             return opt_conv(z, p, *c)
 
-        p_bar, c_bar = root_vjp(opt, x, (params, opt_consts), x_bar, gradient, symmetric)
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, (fwd_consts, x0))
-        return p_bar, zeros[0], c_bar, zeros[1]
+        pc = None if pc_conv is None else (lambda v: pc_conv(v, params, *pc_consts))
+        p_bar, c_bar = root_vjp(opt, x, (params, opt_consts), x_bar, gradient, symmetric, pc)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, (fwd_consts, pc_consts, x0))
+        return p_bar, zeros[0], c_bar, zeros[1], zeros[2]
 
     solve.defvjp(solve_fwd, solve_bwd)
-    return solve(params, fwd_consts, opt_consts, x0)
+    return solve(params, fwd_consts, opt_consts, pc_consts, x0)

@@ -75,6 +75,9 @@ class Iteration(NamedTuple):
     # Implicit(solver="neumann") sums; e.g. b - Ax for a linear system (T = Richardson).
     optimality: Callable[[jax.Array, Any], jax.Array]
     symmetric: bool = False  # ∂F/∂x symmetric: Implicit(solver="auto") uses CG
+    # (v, params) -> P v with P ≈ ((∂F/∂x)ᵀ)⁻¹: preconditions that backward CG (e.g. -M⁻¹v
+    # for F = b - Ax and a forward preconditioner M⁻¹); None: unpreconditioned.
+    adjoint_precond: Callable[[Any, Any], Any] | None = None
 
 
 def _stop(it: Iteration, state, tol):
@@ -181,7 +184,9 @@ def _implicit(it, params, x0, tol, maxiter, gradient):
         state, k = _while(it, params, it.init(params, x0), tol, maxiter)
         return _finish(it, state, k, tol)
 
-    return implicit_solve(forward, it.optimality, params, x0, gradient, it.symmetric)
+    return implicit_solve(
+        forward, it.optimality, params, x0, gradient, it.symmetric, it.adjoint_precond
+    )
 
 
 def iterate(

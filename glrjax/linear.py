@@ -154,6 +154,9 @@ def cg(
         b, args, *_ = p
         return b - A(x, args)
 
+    def adjoint_precond(v, p):  # ∂F/∂x = -A, so -M⁻¹ preconditions the adjoint solve
+        return -precond(v, p[1])
+
     it = Iteration(
         init=init,
         step=step,
@@ -161,5 +164,6 @@ def cg(
         solution=lambda s: s.x,
         optimality=optimality,
         symmetric=True,
+        adjoint_precond=None if precond is None else adjoint_precond,
     )
     return iterate(it, params, x0, tol=tol, maxiter=maxiter, gradient=gradient)

@@ -18,16 +18,23 @@ def test_compare_small_writes_json_with_a_finite_row_per_solver_and_mode(tmp_pat
     pairs = {(r["solver"], r["mode_name"]) for r in rows}
     solvers = {r["solver"] for r in rows}
     assert len(pairs) == len(rows) == 4 * len(solvers)
+    printed = capsys.readouterr().out
     for r in rows:
-        for key in ("grad_error", "time_ms", "temp_mb", "loss"):
-            assert r[key] is not None and r[key] == r[key] and abs(r[key]) < float("inf"), (key, r)
+        for key in ("time_ms", "temp_mb", "loss", "grad_error"):
+            value = r[key]
+            if key == "grad_error" and value != value and r["mode_name"] == "implicit":
+                # Implicit's honest failure (on_failure='nan'), allowed only for the GEM
+                # network, whose M-step PGD map can expand (see test_gem), and announced.
+                assert r["solver"] == "gem", r
+                assert "NaN gradient" in printed
+                continue
+            assert value is not None and value == value and abs(value) < float("inf"), (key, r)
     # Modes that differentiate the whole converged solve agree with the dense reference.
     for r in rows:
         if r["mode_name"] in ("unrolled", "checkpointed", "implicit") and r["converged"]:
             assert r["grad_error"] < 1e-2, r
     for name in ("time_per_mode.png", "memory_per_mode.png", "grad_error_per_mode.png"):
         assert (out / name).stat().st_size > 1000
-    printed = capsys.readouterr().out
     for mode in ("unrolled", "checkpointed", "truncated", "implicit"):
         assert mode in printed
 
