@@ -10,6 +10,7 @@ import pytest
 from glrjax.cli import build_parser, main
 
 
+@pytest.mark.slow
 def test_compare_small_writes_json_with_a_finite_row_per_solver_and_mode(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--iters", "small", "--out", str(out), "--repeats", "1"]) == 0
@@ -37,6 +38,22 @@ def test_compare_small_writes_json_with_a_finite_row_per_solver_and_mode(tmp_pat
         assert (out / name).stat().st_size > 1000
     for mode in ("unrolled", "checkpointed", "truncated", "implicit"):
         assert mode in printed
+
+
+def test_compare_one_problem_without_sweeps_is_quick_and_accurate(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--problem", "glr", "--iters", "small", "--no-sweeps", "--repeats", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [r["mode_name"] for r in rows] == ["unrolled", "checkpointed", "truncated", "implicit"]
+    for r in rows:
+        assert r["solver"] == "cg" and r["time_ms"] > 0 and r["temp_mb"] > 0, r
+        assert 0 <= r["grad_error"] < float("inf"), r
+    # Unrolled and Implicit track the float64 reference; Truncated is biased by design.
+    by_mode = {r["mode_name"]: r["grad_error"] for r in rows}
+    assert by_mode["unrolled"] < 1e-1 and by_mode["implicit"] < 1e-1
+    assert (out / "time_per_mode.png").stat().st_size > 1000
+    assert "implicit" in capsys.readouterr().out
 
 
 def test_compare_options_are_validated():

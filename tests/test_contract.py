@@ -180,6 +180,37 @@ def make_reconstruction(dtype):
     return solve, {"Ryx": jnp.asarray(ryx, dtype), "lam": jnp.asarray(0.3, dtype)}
 
 
+def make_gem_e_step(dtype):
+    from glrjax.gem import e_step
+
+    rng = np.random.default_rng(6)
+    # One sample on a 4×4 grid: samples are solved independently (a batch), so a NaN
+    # in one leaves the others finite, as it should; one sample makes the NaN test apply.
+    y = rng.standard_normal((4, 4))
+    w = rng.uniform(0.5, 1.5, size=(4, 4, 4))  # off-grid entries are ignored; positive for FD
+
+    def solve(theta, gradient, maxiter, tol):
+        g = glrjax.GridGraph(theta["w"], glrjax.window_offsets(1), 4, 4)
+        e = e_step(
+            theta["y"],
+            g,
+            theta["sigma"],
+            theta["delta"],
+            route="probes",  # the C terms by CG on 4 probes: every solve is a CG
+            num_probes=4,
+            tol=tol,
+            maxiter=maxiter,
+            gradient=gradient,
+        )
+        # The posterior mean and the S̃ terms of the edges (off-grid stencil entries are
+        # no edges: their structural zero is left out) as one vector, and the mean's Info.
+        return jnp.concatenate([e.mean.ravel(), e.terms[on_grid]]), e.info
+
+    on_grid = np.asarray(glrjax.GridGraph.window(4, 4, radius=1).weights > 0)
+    theta = {"y": jnp.asarray(y, dtype), "w": jnp.asarray(w, dtype)}
+    return solve, {**theta, "sigma": jnp.asarray(0.5, dtype), "delta": jnp.asarray(0.1, dtype)}
+
+
 CASES = [
     # CG on n = 6 unknowns terminates in 6 steps; past that its step sizes are 0/0-like
     # and the fixed-step map is not smooth, so finite differences use 3 steps.
@@ -191,6 +222,7 @@ CASES = [
     Case("pgd", _make_proximal("pgd"), "b", ("lam",), 3000, 1e-10),
     Case("fista", _make_proximal("fista"), "b", ("lam",), 3000, 1e-10),
     Case("linear_reconstruction", make_reconstruction, "Ryx", ("lam",), 5000, 1e-10),
+    Case("gem_e_step", make_gem_e_step, "y", ("sigma", "delta"), 200, 1e-10, fd_steps=4),
 ]
 MODES = {
     "unrolled": glrjax.Unrolled(),
