@@ -132,7 +132,7 @@ def distances(x) -> jax.Array:
     if x.ndim != 2:
         raise ValueError(f"x must be (signals, nodes), got shape {x.shape}.")
     x = x - jnp.mean(x, 1, keepdims=True)  # distances ignore a constant per signal
-    s = x.T @ x / x.shape[0]
+    s = jnp.matmul(x.T, x, precision=lax.Precision.HIGHEST) / x.shape[0]  # no TF32 on GPUs
     d = jnp.diag(s)
     return to_vector(d[:, None] + d[None, :] - 2 * s)
 

@@ -369,3 +369,18 @@ def test_bad_input_of_the_helpers():
         glrjax.correlations(lambda b: b, (np.ones((4, 2)), np.ones((5, 2))))
     with pytest.raises(ValueError, match="symmetric"):
         glrjax.lambda_max(np.triu(np.ones((3, 3))), np.ones((2, 3)))
+
+
+def test_products_ask_for_full_precision_so_gpus_do_not_use_tf32():
+    """GPUs multiply float32 in TF32 (about 3 digits) by default; on an H200 that left the
+    main job's FISTA case unconverged. Every product of the solver asks for HIGHEST."""
+    rxx = jnp.eye(4, dtype=jnp.float32)
+    ryx = jnp.ones((2, 4), jnp.float32)
+
+    def solve(rxx, ryx):
+        return glrjax.linear_reconstruction(rxx, ryx, 0.1, method="fista", maxiter=5)[0]
+
+    text = str(jax.make_jaxpr(solve)(rxx, ryx))
+    dots = text.count("dot_general[")
+    assert dots > 0, "expected matrix products in the solver"
+    assert text.count("HIGHEST") >= dots, text
