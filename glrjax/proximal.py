@@ -157,6 +157,18 @@ def _optimality(grad_f, prox, schedule: bool):
     return optimality
 
 
+def _proximal_iteration(init, step, grad_f, prox, schedule: bool) -> Iteration:
+    """PGD's and FISTA's :class:`Iteration`: states with ``x`` and ``residual``, one fixed point."""
+    return Iteration(
+        init=init,
+        step=step,
+        residual=lambda s: s.residual,
+        solution=lambda s: s.x,
+        optimality=_optimality(grad_f, prox, schedule),
+        symmetric=False,
+    )
+
+
 def _pgd_iteration(grad_f, prox, schedule: bool) -> Iteration:
     def init(params, x0):
         big = jnp.asarray(jnp.finfo(x0.dtype).max, x0.dtype)
@@ -168,14 +180,7 @@ def _pgd_iteration(grad_f, prox, schedule: bool) -> Iteration:
         x = prox(state.x - t * grad_f(state.x, args), prox_args, t)
         return PGDState(x=x, residual=_relative_change(x, state.x))
 
-    return Iteration(
-        init=init,
-        step=step,
-        residual=lambda s: s.residual,
-        solution=lambda s: s.x,
-        optimality=_optimality(grad_f, prox, schedule),
-        symmetric=False,
-    )
+    return _proximal_iteration(init, step, grad_f, prox, schedule)
 
 
 def _fista_iteration(grad_f, prox, schedule: bool, restart: bool) -> Iteration:
@@ -198,14 +203,7 @@ def _fista_iteration(grad_f, prox, schedule: bool, restart: bool) -> Iteration:
         y_next = x + j / (j + q + 1.0) * (x - state.x)
         return FISTAState(x=x, y=y_next, j=j, residual=_relative_change(x, y))
 
-    return Iteration(
-        init=init,
-        step=step,
-        residual=lambda s: s.residual,
-        solution=lambda s: s.x,
-        optimality=_optimality(grad_f, prox, schedule),
-        symmetric=False,
-    )
+    return _proximal_iteration(init, step, grad_f, prox, schedule)
 
 
 def pgd(

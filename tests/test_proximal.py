@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+from seed003 import seed_small
 from sklearn.linear_model import Lasso
 
 import glrjax
@@ -328,15 +329,6 @@ def test_group_lasso_prox_args_gradient_and_vmap_over_lambda():
 
 
 # ----------------------------------------------------------------------------- seed 003 behaviour
-def seed_small(seed=0):
-    """Seed 003's generator at its small size (d, h, r, n) = (100, 200, 80, 10⁴), float64."""
-    d, h, r, n = 100, 200, 80, 10_000
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((d, r)) @ rng.standard_normal((r, n))
-    y = rng.standard_normal((h, d)) @ x
-    return (x / d) @ (x.T / n), (y / d) @ (x.T / n)
-
-
 def test_q_damps_the_bounce_slows_the_start_and_lets_the_stopping_rule_fire():
     """Seed 003: higher q diminishes the bouncing of the objective but slows down the first
     iterations; raising q a little lets the stopping condition fire earlier."""

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from seed003 import seed_small
 
 import glrjax
 
@@ -34,15 +35,6 @@ def small_problem(d=10, h=6, seed=0, bias=False):
     w = rng.standard_normal((d, h)) * rng.uniform(0.0, 1.0, (d, 1))  # inputs of mixed use
     y = x @ w + 0.3 * rng.standard_normal((n, h))
     return x.T @ x / n, y.T @ x / n
-
-
-def seed_small(seed=0):
-    """Seed 003's generator at its small size (d, h, r, n) = (100, 200, 80, 10⁴), float64."""
-    d, h, r, n = 100, 200, 80, 10_000
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((d, r)) @ rng.standard_normal((r, n))
-    y = rng.standard_normal((h, d)) @ x
-    return (x / d) @ (x.T / n), (y / d) @ (x.T / n)
 
 
 # ----------------------------------------------------------------------------- peers
