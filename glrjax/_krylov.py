@@ -19,6 +19,12 @@ def vdot(a, b):
     return jnp.sum(a * b)
 
 
+def matmul(a, b):
+    """a @ b in full float32/float64: GPUs default to TF32 products (about 3 digits), too few
+    for a solver's stopping rule and for gradients checked against float64 references."""
+    return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+
 def norm(a):
     """Euclidean norm with a finite gradient at zero (double-`where` trick); NaN stays NaN."""
     sq = vdot(a, a)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from glrjax import _krylov
 from glrjax._validate import check_float_array, check_maxiter, check_nonnegative, check_positive
 from glrjax.gradients import GradientMode, Implicit
 from glrjax.iterate import Info
@@ -132,7 +133,7 @@ def distances(x) -> jax.Array:
     if x.ndim != 2:
         raise ValueError(f"x must be (signals, nodes), got shape {x.shape}.")
     x = x - jnp.mean(x, 1, keepdims=True)  # distances ignore a constant per signal
-    s = jnp.matmul(x.T, x, precision=lax.Precision.HIGHEST) / x.shape[0]  # no TF32 on GPUs
+    s = _krylov.matmul(x.T, x) / x.shape[0]
     d = jnp.diag(s)
     return to_vector(d[:, None] + d[None, :] - 2 * s)
 

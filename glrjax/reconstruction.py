@@ -108,12 +108,6 @@ def _group_weights(lam, d: int, bias: bool):
 
 
 # ----------------------------------------------------------------------------- the problem
-def _mm(a, b):
-    """a @ b in full float32/float64: GPUs default to TF32 products (about 3 digits), too few
-    for FISTA's stopping rule and for gradients checked against float64 references."""
-    return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
-
-
 def reconstruction_objective(M, Rxx, Ryx, lam, *, bias: bool = False):
     """½ tr(M Rxx Mᵀ) − tr(Ryx Mᵀ) + λ Σ_j ‖M_:j‖ (the bias column unpenalized if ``bias``).
 
@@ -122,12 +116,12 @@ def reconstruction_objective(M, Rxx, Ryx, lam, *, bias: bool = False):
     3.0
     """
     lamw = _group_weights(jnp.asarray(lam, M.dtype), M.shape[-1], bias)
-    return 0.5 * jnp.sum(_mm(M, Rxx) * M) - jnp.sum(Ryx * M) + group_l21_value(M, lamw)
+    return 0.5 * jnp.sum(_krylov.matmul(M, Rxx) * M) - jnp.sum(Ryx * M) + group_l21_value(M, lamw)
 
 
 def _grad_f(M, corr):
     Rxx, Ryx = corr
-    return _mm(M, Rxx) - Ryx
+    return _krylov.matmul(M, Rxx) - Ryx
 
 
 def _lipschitz(Rxx):
@@ -137,11 +131,11 @@ def _lipschitz(Rxx):
     v = v / _krylov.norm(v)
 
     def body(_, v):
-        w = _mm(Rxx, v)
+        w = _krylov.matmul(Rxx, v)
         return _krylov.safe_div(w, _krylov.norm(w))
 
     v = lax.fori_loop(0, POWER_ITERATIONS, body, v)
-    return LIPSCHITZ_SAFETY * _krylov.norm(_mm(Rxx, v))
+    return LIPSCHITZ_SAFETY * _krylov.norm(_krylov.matmul(Rxx, v))
 
 
 def support(M, *, bias: bool = False):
@@ -479,7 +473,7 @@ def correlations(fn, data, *, batch_size: int = 1024, bias: bool = False):
             x = jnp.concatenate([x, jnp.ones((x.shape[0], 1), dtype)], axis=1)
         x = jnp.where(m[:, None], x, 0.0)
         y = jnp.where(m[:, None], y.astype(dtype), 0.0)
-        return (acc[0] + _mm(x.T, x), acc[1] + _mm(y.T, x)), None
+        return (acc[0] + _krylov.matmul(x.T, x), acc[1] + _krylov.matmul(y.T, x)), None
 
     zeros = (jnp.zeros((d, d), dtype), jnp.zeros((h, d), dtype))
     (sxx, syx), _ = lax.scan(body, zeros, (batches, mask))
