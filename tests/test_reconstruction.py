@@ -293,15 +293,57 @@ def test_altmin_counts_its_irls_steps():
     assert int(info.iterations) == 7 + 1 + 3  # IRLS steps, the prox step, FISTA steps
 
 
-def np_altmin_start(rxx, ryx, lam, steps, t, eps=1e-10):
-    """Seed 003's IRLS from η = ‖Ryx‖_F/‖Rxx‖_F, then a prox step with the true gradient."""
+def np_altmin_start(rxx, ryx, lam, steps, t, eps=1e-10, kinds=None):
+    """Seed 003's IRLS from η = ‖Ryx‖_F/‖Rxx‖_F, each step after the first a Richardson step
+    preconditioned by the last factored K_f = Rxx + λ diag(1/η_f) while the weights' ratios
+    r = η_f/η keep max(1 − min r, max r − 1) ≤ 1/2, else a fresh solve; then a prox step
+    with the true gradient. ``kinds`` collects "solve"/"richardson" per step."""
+    kinds = [] if kinds is None else kinds
     eta = np.full(rxx.shape[0], np.linalg.norm(ryx) / np.linalg.norm(rxx))
-    for _ in range(steps):
-        m = np.linalg.solve(rxx + lam * np.diag(1 / eta), ryx.T).T
-        eta = np.sqrt((m**2).sum(0) + eps)
+    d_f = lam / eta
+    m = np.linalg.solve(rxx + np.diag(d_f), ryx.T).T
+    kinds.append("solve")
+    for _ in range(steps - 1):
+        dd = lam / np.sqrt((m**2).sum(0) + eps)
+        r = dd / d_f
+        if max(1 - r.min(), r.max() - 1) <= 0.5:
+            residual = ryx - m @ (rxx + np.diag(dd))
+            m = m + np.linalg.solve(rxx + np.diag(d_f), residual.T).T
+            kinds.append("richardson")
+        else:
+            d_f = dd
+            m = np.linalg.solve(rxx + np.diag(d_f), ryx.T).T
+            kinds.append("solve")
     z = m - t * (m @ rxx - ryx)
     norms = np.linalg.norm(z, axis=0)
     return z * np.maximum(0, 1 - t * lam / norms)
+
+
+def np_irls_fixed_point(rxx, ryx, lam, steps=200, eps=1e-10):
+    """Plain IRLS (a solve per step) run to its fixed point."""
+    eta = np.ones(rxx.shape[0])
+    for _ in range(steps):
+        m = np.linalg.solve(rxx + lam * np.diag(1 / eta), ryx.T).T
+        eta = np.sqrt((m**2).sum(0) + eps)
+    return m
+
+
+@pytest.mark.parametrize("lam", [0.01, 0.3])
+def test_irls_takes_frozen_factor_steps_and_refactors_when_the_weights_move(lam):
+    rxx, ryx = small_problem(seed=12)
+    kinds = []
+    ref = np_altmin_start(rxx, ryx, lam, 12, 0.05, kinds=kinds)
+    mm, _ = solve(rxx, ryx, lam, altmin_iterations=12, maxiter=0, step=0.05)
+    np.testing.assert_allclose(mm, ref, rtol=1e-9, atol=1e-12)
+    if lam == 0.01:  # every column alive: once η has settled, only cheap steps
+        assert kinds[-10:] == ["richardson"] * 10
+    else:  # columns shrinking to zero move their weights by > 1/2: fresh factorizations
+        assert kinds.count("solve") > 1
+        return
+    # Frozen-factor IRLS has plain IRLS's fixed point.
+    mm, _ = solve(rxx, ryx, lam, altmin_iterations=60, maxiter=0, step=0.05)
+    fixed = np_irls_fixed_point(rxx, ryx, lam)
+    np.testing.assert_allclose(mm, fixed, atol=1e-6 * np.abs(fixed).max())
 
 
 @pytest.mark.parametrize("mode", [glrjax.Unrolled(), glrjax.Implicit(tol=1e-12)])
