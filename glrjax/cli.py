@@ -146,6 +146,17 @@ def _cases(problem: str, size: int, dtype):
     return [builders[n]() for n in names]
 
 
+def _save(fig, out, name):
+    """Write a figure as ``out/name`` (PNG, 120 dpi), close it, return the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _bar_plots(rows, out):
     import matplotlib.pyplot as plt
 
@@ -171,11 +182,7 @@ def _bar_plots(rows, out):
         if key in ("grad_error", "time_ms"):
             ax.set_yscale("log")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = os.path.join(out, fname)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(fig, out, fname))
     return files
 
 
@@ -192,11 +199,7 @@ def _sweep_plots(memory, jacobian, out):
         ax.set_ylabel("XLA temp memory of forward+backward (MB)")
         ax.set_title(memory[0]["case"], fontsize=9)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = os.path.join(out, "memory_vs_iterations.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(fig, out, "memory_vs_iterations.png"))
     if jacobian:
         fig, ax = plt.subplots(figsize=(6, 3.8))
         t = jacobian["t"]
@@ -209,11 +212,7 @@ def _sweep_plots(memory, jacobian, out):
         ax.set_ylabel("relative Jacobian error ‖∂x_K − ∂x*‖/‖∂x*‖")
         ax.set_title(jacobian["problem"], fontsize=9)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = os.path.join(out, "jacobian_error.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(fig, out, "jacobian_error.png"))
     return files
 
 
