@@ -243,9 +243,8 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps):
     def penalty(M):
         return lamw / jnp.sqrt(jnp.sum(M * M, axis=0) + eps)
 
-    def fresh(D):  # (M, E, D_f, F) after an exact solve: E = 0
-        F = _factor(Rxx + jnp.diag(D))
-        return _apply_inverse(F, Ryx), jnp.zeros_like(Ryx), D, F
+    def factor(D):
+        return _factor(Rxx + jnp.diag(D))
 
     def step(_, carry):
         M, E, D_f, F = carry
@@ -254,7 +253,7 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps):
         refactor = jnp.maximum(1.0 - jnp.min(r), jnp.max(r) - 1.0) > REFACTOR_ABOVE
         # Only the factorization is conditional; both branches then take one product:
         # a fresh solve Ryx K⁻¹, or the Richardson step M + R K_f⁻¹, R = Ryx − M K.
-        F = lax.cond(refactor, lambda: _factor(Rxx + jnp.diag(D)), lambda: F)
+        F = lax.cond(refactor, lambda: factor(D), lambda: F)
         R = E - M * (D - D_f)  # Ryx − M K, since Ryx − M K_f = E
         M_new = jnp.where(refactor, 0.0, M) + _apply_inverse(F, jnp.where(refactor, Ryx, R))
         return M_new, jnp.where(refactor, 0.0, E - R), jnp.where(refactor, D, D_f), F
@@ -263,7 +262,10 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps):
     scale = jnp.where(scale > 0, scale, 1.0)
     norms0 = group_norms(M0, axis=0)
     eta0 = jnp.where(norms0 > 0, norms0, scale).astype(Rxx.dtype)
-    M, E, D_f, _ = lax.fori_loop(1, iterations, step, fresh(lamw / eta0))
+    D0 = lamw / eta0
+    F0 = factor(D0)  # the first step: an exact solve, so E = 0
+    start = (_apply_inverse(F0, Ryx), jnp.zeros_like(Ryx), D0, F0)
+    M, E, D_f, _ = lax.fori_loop(1, iterations, step, start)
     return M, -E - M * D_f
 
 
