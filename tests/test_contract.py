@@ -95,20 +95,23 @@ def make_l2g(dtype):
     return solve, {**theta, "beta": jnp.asarray(1.0, dtype)}
 
 
-def make_glr(dtype):
-    rng = np.random.default_rng(2)
-    y = rng.uniform(size=(4, 5))
-    w = glrjax.GridGraph.gaussian(jnp.asarray(y), radius=1, sigma=0.3).weights
+def _grid_case(y, sigma, denoise, mu, dtype):
+    """A denoiser on y's radius-1 window graph, differentiable in y, w and μ."""
+    height, width = y.shape
+    w = glrjax.GridGraph.gaussian(jnp.asarray(y), radius=1, sigma=sigma).weights
     w = jnp.where(w == 0, 1.0, w)  # off-grid entries are ignored; keep them positive for FD
 
     def solve(theta, gradient, maxiter, tol):
-        g = glrjax.GridGraph(theta["w"], glrjax.window_offsets(1), 4, 5)
-        return glrjax.glr_filter(
-            theta["y"], g, theta["mu"], tol=tol, maxiter=maxiter, gradient=gradient
-        )
+        g = glrjax.GridGraph(theta["w"], glrjax.window_offsets(1), height, width)
+        return denoise(theta["y"], g, theta["mu"], tol=tol, maxiter=maxiter, gradient=gradient)
 
     theta = {"y": jnp.asarray(y, dtype), "w": jnp.asarray(w, dtype)}
-    return solve, {**theta, "mu": jnp.asarray(0.7, dtype)}
+    return solve, {**theta, "mu": jnp.asarray(mu, dtype)}
+
+
+def make_glr(dtype):
+    y = np.random.default_rng(2).uniform(size=(4, 5))
+    return _grid_case(y, 0.3, glrjax.glr_filter, 0.7, dtype)
 
 
 def make_gtv(dtype):
@@ -116,17 +119,7 @@ def make_gtv(dtype):
     y = np.zeros((4, 4))
     y[:, 2:] = 1.0
     y += 0.1 * rng.standard_normal((4, 4))
-    w = glrjax.GridGraph.gaussian(jnp.asarray(y), radius=1, sigma=0.5).weights
-    w = jnp.where(w == 0, 1.0, w)  # off-grid entries are ignored; keep them positive for FD
-
-    def solve(theta, gradient, maxiter, tol):
-        g = glrjax.GridGraph(theta["w"], glrjax.window_offsets(1), 4, 4)
-        return glrjax.gtv_denoise(
-            theta["y"], g, theta["mu"], tol=tol, maxiter=maxiter, gradient=gradient
-        )
-
-    theta = {"y": jnp.asarray(y, dtype), "w": jnp.asarray(w, dtype)}
-    return solve, {**theta, "mu": jnp.asarray(0.05, dtype)}
+    return _grid_case(y, 0.5, glrjax.gtv_denoise, 0.05, dtype)
 
 
 def _lasso_data(seed):

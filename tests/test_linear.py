@@ -401,12 +401,15 @@ def test_vmap_over_batch_of_systems(mode):
         np.testing.assert_allclose(g[i], expected, rtol=1e-7)
 
 
-def test_jacobi_preconditioner_same_solution_fewer_iterations():
-    rng = np.random.default_rng(15)
-    d = np.logspace(0, 4, 50)
+def _badly_scaled_system(seed):
+    """SPD a with diagonal 1..1e4 (Jacobi's case) and a right-hand side b."""
+    rng = np.random.default_rng(seed)
     c = rng.standard_normal((50, 50)) * 0.01
-    a = np.diag(d) + c @ c.T
-    b = rng.standard_normal(50)
+    return np.diag(np.logspace(0, 4, 50)) + c @ c.T, rng.standard_normal(50)
+
+
+def test_jacobi_preconditioner_same_solution_fewer_iterations():
+    a, b = _badly_scaled_system(15)
     mv = lambda x, a: a @ x  # noqa: E731
     x1, i1 = glrjax.cg(mv, jnp.asarray(b), jnp.asarray(a), tol=1e-10, maxiter=500)
     x2, i2 = glrjax.cg(
@@ -426,11 +429,7 @@ def test_jacobi_preconditioner_same_solution_fewer_iterations():
 def test_implicit_backward_cg_uses_the_forward_preconditioner():
     """The adjoint system is A itself: the Jacobi preconditioner that speeds the forward
     solve speeds the backward one too (a budget too small without it suffices with it)."""
-    rng = np.random.default_rng(16)
-    d = np.logspace(0, 4, 50)
-    c = rng.standard_normal((50, 50)) * 0.01
-    a = np.diag(d) + c @ c.T
-    b = rng.standard_normal(50)
+    a, b = _badly_scaled_system(16)
     mv = lambda x, a: a @ x  # noqa: E731
     pc = glrjax.jacobi(lambda a: jnp.diag(a))
 
