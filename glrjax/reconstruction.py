@@ -16,8 +16,8 @@ reweighted least-squares steps on the variational form ‖m‖ = min_η ‖m‖�
 (Bach et al. 2012), η_j = √(‖M_:j‖² + ε), M = Ryx (Rxx + λ diag(w/η))⁻¹ — one factorization,
 then Richardson steps preconditioned by it while η stays close (one matrix product each) —
 then one proximal-gradient step whose gradient IRLS gives for free, then a FISTA polish
-with adaptive restart. Every method
-is differentiable with respect to λ, Rxx and Ryx under every gradient mode.
+with adaptive restart. Every method is differentiable with respect to λ, Rxx and Ryx under
+every gradient mode.
 
     >>> import jax.numpy as jnp, glrjax
     >>> Rxx = jnp.eye(3)
