@@ -28,7 +28,7 @@ from glrjax.graph import (
     to_dense,
     window_offsets,
 )
-from glrjax.iterate import Info
+from glrjax.iterate import RESULTS, Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
@@ -57,6 +57,7 @@ __all__ = [
     "Info",
     "L2GParams",
     "PrimalDual",
+    "RESULTS",
     "Truncated",
     "Unrolled",
     "cg",

@@ -26,7 +26,23 @@ def matmul(a, b):
 
 
 def norm(a):
-    """Euclidean norm with a finite gradient at zero (double-`where` trick); NaN stays NaN."""
+    """Euclidean norm that neither underflows nor overflows, with a finite gradient at zero.
+
+    ‖a‖ = m·‖a/m‖ with m = max|aᵢ| held constant (exact for every m > 0: the norm is
+    homogeneous), so entries of 1e-30 or 1e+30 in float32 give the right norm where Σaᵢ²
+    would underflow to 0 or overflow to Inf. NaN stays NaN, Inf gives Inf.
+    """
+    m = lax.stop_gradient(jnp.max(jnp.abs(a)))
+    ok = (m > 0) & jnp.isfinite(m)
+    s = a / jnp.where(ok, m, jnp.ones_like(m))
+    sq = vdot(s, s)
+    positive = sq > 0
+    root = jnp.sqrt(jnp.where(positive, sq, 1.0))
+    return jnp.where(ok & positive, m * root, m)
+
+
+def plain_norm(a):
+    """√Σaᵢ² for vectors already scaled to O(1) (one pass; finite gradient at zero)."""
     sq = vdot(a, a)
     positive = sq > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), sq)
@@ -47,6 +63,7 @@ class CGState(NamedTuple):
     rz: jax.Array  # ⟨r, M r⟩, the preconditioned residual energy
     rnorm: jax.Array  # ‖r‖
     bnorm: jax.Array  # ‖b‖ (or 1 when b = 0), the scale of the relative residual
+    anorm: jax.Array  # max Rayleigh quotient pᵀAp/pᵀp seen: a lower estimate of ‖A‖
 
 
 def cg_init(matvec, b, x0=None, precond=None) -> CGState:
@@ -58,9 +75,10 @@ def cg_init(matvec, b, x0=None, precond=None) -> CGState:
         x = x0
         r = b - matvec(x0)
     z = r if precond is None else precond(r)
-    bnorm = norm(b)
+    bnorm = plain_norm(b)
     bnorm = jnp.where(bnorm > 0, bnorm, jnp.ones_like(bnorm))
-    return CGState(x=x, r=r, p=z, rz=vdot(r, z), rnorm=norm(r), bnorm=bnorm)
+    zero = jnp.zeros_like(bnorm)
+    return CGState(x=x, r=r, p=z, rz=vdot(r, z), rnorm=plain_norm(r), bnorm=bnorm, anorm=zero)
 
 
 def cg_step(matvec, state: CGState, precond=None, alpha=None, beta=None) -> CGState:
@@ -72,8 +90,11 @@ def cg_step(matvec, state: CGState, precond=None, alpha=None, beta=None) -> CGSt
     finite state with finite derivatives.
     """
     ap = matvec(state.p)
+    anorm = state.anorm
     if alpha is None:
-        alpha = safe_div(state.rz, vdot(state.p, ap))
+        pap = vdot(state.p, ap)
+        alpha = safe_div(state.rz, pap)
+        anorm = jnp.maximum(anorm, lax.stop_gradient(safe_div(pap, vdot(state.p, state.p))))
     x = state.x + alpha * state.p
     r = state.r - alpha * ap
     z = r if precond is None else precond(r)
@@ -81,69 +102,208 @@ def cg_step(matvec, state: CGState, precond=None, alpha=None, beta=None) -> CGSt
     if beta is None:
         beta = safe_div(rz, state.rz)
     p = z + beta * state.p
-    return CGState(x=x, r=r, p=p, rz=rz, rnorm=norm(r), bnorm=state.bnorm)
+    return CGState(
+        x=x, r=r, p=p, rz=rz, rnorm=plain_norm(r), bnorm=state.bnorm, anorm=anorm
+    )
+
+
+class SolveInfo(NamedTuple):
+    """What a backward (adjoint or tangent) linear solve did."""
+
+    iterations: jax.Array  # int32: matrix-vector products taken
+    residual: jax.Array  # true relative residual ‖matvec(u) − b‖/‖b‖ at exit (0 when b = 0)
+    result: jax.Array  # int32 status code from glrjax.RESULTS
+
+
+STAGNATION_PATIENCE = 50  # CG steps without a 1 % better residual before giving up
+GMRES_PROGRESS = 0.99  # a restart cycle must shrink the true residual below this factor
+
+
+def _flat(matvec, like):
+    shape = like.shape
+    return lambda v: jnp.ravel(matvec(v.reshape(shape)))
+
+
+def _accept(matvec, u, b, bnorm, tol, result):
+    """The true relative residual of ``u`` and the final status (success only on it)."""
+    resid = safe_div(norm(matvec(u) - b), bnorm)
+    finite = jnp.all(jnp.isfinite(u)) & jnp.isfinite(resid)
+    ok = finite & (resid <= tol)
+    # codes: 0 successful, 2 nonfinite; otherwise keep the loop's reason (1 or 6)
+    code = jnp.where(ok, 0, jnp.where(finite, jnp.where(result == 0, 5, result), 2))
+    return resid, code.astype(jnp.int32)
 
 
 def solve_cg(matvec, b, *, tol, maxiter, precond=None):
     """Solve ``matvec(u) = b`` (symmetric definite) by CG to relative residual ``tol``.
 
+    ``b`` is normalised first (a tiny or huge right-hand side behaves like a unit one) and
+    the answer rescaled. The loop stops on the recursive residual, on stagnation (no 1 %
+    improvement of the best residual in :data:`STAGNATION_PATIENCE` steps) or at
+    ``maxiter``; success is then decided on the true residual ‖matvec(u) − b‖ ≤ tol·‖b‖.
     ``precond`` approximates the inverse of ``matvec`` with the same definiteness (for a
-    negative definite operator, a negative definite preconditioner: PCG then equals PCG
-    on the negated system). Returns ``(u, converged, iterations)``; used by the implicit
-    backward pass.
+    negative definite operator, a negative definite preconditioner: PCG then equals PCG on
+    the negated system). Returns ``(u, SolveInfo)``.
     """
     tol = jnp.asarray(tol, b.dtype)
+    scale = norm(b)
+    unit = jnp.where((scale > 0) & jnp.isfinite(scale), scale, jnp.ones_like(scale))
+    bn = b / unit
 
     def cond(carry):
-        state, k = carry
-        return (k < maxiter) & (state.rnorm > tol * state.bnorm) & jnp.isfinite(state.rnorm)
+        state, k, best, k_best = carry
+        moving = k - k_best < STAGNATION_PATIENCE
+        return (k < maxiter) & (state.rnorm > tol) & jnp.isfinite(state.rnorm) & moving
 
     def body(carry):
-        state, k = carry
-        return cg_step(matvec, state, precond), k + 1
+        state, k, best, k_best = carry
+        state = cg_step(matvec, state, precond)
+        better = state.rnorm < 0.99 * best
+        best = jnp.where(better, state.rnorm, best)
+        k_best = jnp.where(better, k + 1, k_best)
+        return state, k + 1, best, k_best
 
-    start = cg_init(matvec, b, precond=precond)
-    state, k = lax.while_loop(cond, body, (start, jnp.asarray(0, jnp.int32)))
-    converged = state.rnorm <= tol * state.bnorm
-    return state.x, converged, k
+    start = cg_init(matvec, bn, precond=precond)
+    zero = jnp.asarray(0, jnp.int32)
+    state, k, _, k_best = lax.while_loop(cond, body, (start, zero, start.rnorm, zero))
+    loop = jnp.where(
+        state.rnorm <= tol, 0, jnp.where(k - k_best >= STAGNATION_PATIENCE, 6, 1)
+    ).astype(jnp.int32)
+    resid, code = _accept(matvec, state.x, bn, jnp.ones_like(scale), tol, loop)
+    resid = jnp.where(scale > 0, resid, jnp.zeros_like(resid))
+    code = jnp.where(scale > 0, code, 0).astype(jnp.int32)
+    return state.x * unit, SolveInfo(k + 1, resid, code)
 
 
-def solve_gmres(matvec, b, *, tol, maxiter):
-    """Solve ``matvec(u) = b`` by restarted GMRES; convergence checked on the true residual.
+def solve_gmres(matvec, b, *, tol, maxiter, restart: int = 30):
+    """Solve ``matvec(u) = b`` by restarted GMRES (Givens-rotation least squares).
 
-    ``jax.scipy.sparse.linalg.gmres`` reports no convergence information, so the true
-    residual ‖matvec(u) - b‖ is measured afterwards. The check allows for round-off:
-    it uses max(10·tol, 100·eps) so float32 solves are not failed for digits they cannot
-    hold.
+    ``b`` is normalised first. Each restart cycle begins from the true residual; the solve
+    stops when it is ≤ tol·‖b‖, when a cycle fails to shrink it below
+    :data:`GMRES_PROGRESS` times its previous value (stagnation: a tolerance this dtype
+    cannot reach costs one or two cycles, not ``maxiter``) or after ``maxiter`` products.
+    Success is decided on the true residual. Returns ``(u, SolveInfo)``.
     """
-    restart = int(max(1, min(30, b.size, maxiter)))
-    outer = max(1, -(-maxiter // restart))
-    u, _ = jax.scipy.sparse.linalg.gmres(
-        matvec, b, tol=tol, atol=0.0, restart=restart, maxiter=outer, solve_method="batched"
-    )
-    resid = norm(matvec(u) - b)
-    eps = jnp.finfo(b.dtype).eps
-    bound = jnp.maximum(10.0 * tol, 100.0 * eps) * norm(b)
-    converged = (resid <= bound) & jnp.all(jnp.isfinite(u))
-    return u, converged, jnp.asarray(restart * outer, jnp.int32)
+    dtype = b.dtype
+    tol = jnp.asarray(tol, dtype)
+    n = b.size
+    m = int(max(1, min(restart, n, maxiter)))
+    cycles = max(1, -(-maxiter // m))
+    scale = norm(b)
+    unit = jnp.where((scale > 0) & jnp.isfinite(scale), scale, jnp.ones_like(scale))
+    bf = jnp.ravel(b / unit)
+    mv = _flat(matvec, b)
+
+    def cycle(u, r, beta):
+        """One GMRES(m) cycle from u with true residual r (norm beta); returns u and products."""
+        V = jnp.zeros((m + 1, n), dtype).at[0].set(r / jnp.where(beta > 0, beta, 1.0))
+        H = jnp.zeros((m + 1, m), dtype)
+        cs = jnp.zeros((m,), dtype)
+        sn = jnp.zeros((m,), dtype)
+        g = jnp.zeros((m + 1,), dtype).at[0].set(beta)
+
+        def cond(c):
+            j, V, H, cs, sn, g = c
+            return (j < m) & (jnp.abs(g[j]) > tol)
+
+        def body(c):
+            j, V, H, cs, sn, g = c
+            w = mv(V[j])
+            live = (jnp.arange(m + 1) <= j).astype(dtype)
+            h = (V @ w) * live  # classical Gram-Schmidt, twice (CGS2)
+            w = w - h @ V
+            h2 = (V @ w) * live
+            w = w - h2 @ V
+            h = h + h2
+            hn = plain_norm(w)
+            V = V.at[j + 1].set(safe_div(w, hn))
+            col = h.at[j + 1].set(hn)
+
+            def rotate(i, col):  # apply the earlier rotations to the new column
+                a, bb = col[i], col[i + 1]
+                new_a = cs[i] * a + sn[i] * bb
+                new_b = -sn[i] * a + cs[i] * bb
+                use = i < j
+                col = col.at[i].set(jnp.where(use, new_a, a))
+                return col.at[i + 1].set(jnp.where(use, new_b, bb))
+
+            col = lax.fori_loop(0, m, rotate, col)
+            a, bb = col[j], col[j + 1]
+            rho = jnp.sqrt(a * a + bb * bb)
+            c_ = jnp.where(rho > 0, a / jnp.where(rho > 0, rho, 1.0), 1.0)
+            s_ = jnp.where(rho > 0, bb / jnp.where(rho > 0, rho, 1.0), 0.0)
+            col = col.at[j].set(rho).at[j + 1].set(0.0)
+            H = H.at[:, j].set(col)
+            cs = cs.at[j].set(c_)
+            sn = sn.at[j].set(s_)
+            g = g.at[j + 1].set(-s_ * g[j]).at[j].set(c_ * g[j])
+            return j + 1, V, H, cs, sn, g
+
+        j, V, H, cs, sn, g = lax.while_loop(
+            cond, body, (jnp.asarray(0, jnp.int32), V, H, cs, sn, g)
+        )
+        # Back substitution on the j×j upper-triangular block (unused rows: identity).
+        idx = jnp.arange(m)
+        used = idx < j
+        R = jnp.where(used[:, None] & used[None, :], H[:m, :m], jnp.eye(m, dtype=dtype))
+        y = jax.scipy.linalg.solve_triangular(R, jnp.where(used, g[:m], 0.0), lower=False)
+        return u + jnp.where(used, y, 0.0) @ V[:m], j
+
+    def outer_cond(c):
+        u, r, beta, prev, k, it, stalled = c
+        return (it < cycles) & (beta > tol) & jnp.isfinite(beta) & ~stalled
+
+    def outer_body(c):
+        u, r, beta, prev, k, it, stalled = c
+        u, j = cycle(u, r, beta)
+        r = bf - mv(u)
+        new = plain_norm(r)
+        stalled = new > GMRES_PROGRESS * beta
+        return u, r, new, beta, k + j + 1, it + 1, stalled
+
+    u0 = jnp.zeros_like(bf)
+    beta0 = plain_norm(bf)
+    init = (u0, bf, beta0, beta0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), False)
+    u, r, beta, _, k, _, stalled = lax.while_loop(outer_cond, outer_body, init)
+    finite = jnp.isfinite(beta) & jnp.all(jnp.isfinite(u))
+    ok = finite & (beta <= tol)
+    code = jnp.where(ok, 0, jnp.where(~finite, 2, jnp.where(stalled, 6, 1)))
+    resid = jnp.where(scale > 0, beta, jnp.zeros_like(beta))
+    code = jnp.where(scale > 0, code, 0).astype(jnp.int32)
+    return (u * unit).reshape(b.shape), SolveInfo(k, resid, code)
 
 
-def solve_neumann(jtvec, b, *, maxiter):
-    """u = Σ_{i=0}^{maxiter} Mⁱ b with M = ``jtvec`` (the fixed-point map's transposed Jacobian).
+def solve_neumann(jtvec, b, *, tol, maxiter):
+    """u = Σ_{i=0}^{K} Mⁱ b with M = ``jtvec`` (the fixed-point map's transposed Jacobian).
 
-    ``maxiter = 0`` gives u = b (Jacobian-free backprop). The series is reported as
-    failed when it diverges: a non-finite result, or a last term larger than the first.
+    Stops early when a term is below tol·‖u‖. ``maxiter = 0`` gives u = b (Jacobian-free
+    backprop, accepted by definition). The series fails (status nonfinite or stagnation)
+    when a term is not smaller than the one before it — the terms of a convergent series
+    shrink geometrically — or when anything is not finite. Returns ``(u, SolveInfo)``;
+    its ``residual`` is the last term's norm relative to ‖u‖.
     """
-    b0 = norm(b)
+    tol = jnp.asarray(tol, b.dtype)
+    scale = norm(b)
+    unit = jnp.where((scale > 0) & jnp.isfinite(scale), scale, jnp.ones_like(scale))
+    b = b / unit
 
-    def body(_, carry):
-        term, total = carry
+    def cond(c):
+        term, total, tn, k, grew = c
+        return (k < maxiter) & ~grew & (tn > tol * plain_norm(total)) & jnp.isfinite(tn)
+
+    def body(c):
+        term, total, tn, k, grew = c
         term = jtvec(term)
-        return term, total + term
+        new = plain_norm(term)
+        return term, total + term, new, k + 1, ~(new < tn)
 
-    term, total = lax.fori_loop(0, maxiter, body, (b, b))
-    converged = jnp.all(jnp.isfinite(total)) & (norm(term) <= b0)
-    return total, converged, jnp.asarray(maxiter, jnp.int32)
+    start = (b, b, plain_norm(b), jnp.asarray(0, jnp.int32), jnp.asarray(False))
+    term, total, tn, k, grew = lax.while_loop(cond, body, start)
+    finite = jnp.all(jnp.isfinite(total)) & jnp.isfinite(tn)
+    code = jnp.where(~finite, 2, jnp.where(grew, 6, 0)).astype(jnp.int32)
+    resid = safe_div(tn, plain_norm(total))
+    code = jnp.where(scale > 0, code, 0).astype(jnp.int32)
+    return total * unit, SolveInfo(k, resid, code)
 
 
 def power_iteration(matvec, like, iterations: int):

@@ -59,3 +59,30 @@ def check_float_array(x, name: str) -> jax.Array:
             f"Cast it, e.g. {name}.astype(jnp.float32)."
         )
     return x
+
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def check_solver_array(x, name: str) -> jax.Array:
+    """A floating array a solver can iterate on: float32 or float64 (clear error otherwise)."""
+    x = check_float_array(x, name)
+    if x.dtype.name in _LOW_PRECISION:
+        raise TypeError(
+            f"{name} has dtype {x.dtype} (about {3 if x.dtype.name == 'float16' else 2} "
+            "significant digits): the solvers' stopping rules and gradients cannot be trusted "
+            f"there. Solve in float32 and cast back: {name}.astype(jnp.float32)."
+        )
+    return x
+
+
+def call_user(what: str, fn, *args, hint: str = ""):
+    """``jax.eval_shape(fn, *args)``, re-raising a failure inside the user's function with
+    context (which function, with what inputs) instead of a misleading diagnosis."""
+    try:
+        return jax.eval_shape(fn, *args)
+    except Exception as err:  # noqa: BLE001 - re-raised with context below
+        where = f" ({hint})" if hint else ""
+        raise type(err)(
+            f"{what} raised {type(err).__name__} when glrjax traced it{where}: {err}"
+        ) from err

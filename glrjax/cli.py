@@ -265,7 +265,7 @@ def compare(args) -> dict:
         task = progress.add_task("compare", total=steps)
         for case in cases:
             kk = max(1, round(case.scale * k))
-            modes = default_modes(kk)
+            modes = default_modes(kk, dtype)
             for name in args.modes:
                 mode = modes[by_name[name]]
                 progress.update(task, description=f"{case.name} · {name}")
@@ -274,7 +274,7 @@ def compare(args) -> dict:
                 rows.append(row)
                 progress.advance(task)
         if not args.no_sweeps:
-            modes = [default_modes(max(mem_iters))[by_name[n]] for n in args.modes]
+            modes = [default_modes(max(mem_iters), dtype)[by_name[n]] for n in args.modes]
             progress.update(task, description="memory vs iterations")
             glr = cases[0] if cases[0].solver == "cg" else _cases("glr", args.size, dtype)[0]
             memory = memory_sweep(glr, modes, mem_iters)
@@ -332,7 +332,7 @@ def compare(args) -> dict:
         "memory_vs_iterations": memory,
         "jacobian_error": jacobian,
         "modes": {
-            name: mode_label(m) for name, m in zip(MODE_NAMES, default_modes(k), strict=True)
+            name: mode_label(m) for name, m in zip(MODE_NAMES, default_modes(k, dtype), strict=True)
         },
     }
     path = os.path.join(args.out, "compare.json")

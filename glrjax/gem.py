@@ -190,6 +190,7 @@ def _summary(info: Info) -> Info:
         iterations=jnp.max(info.iterations),
         residual=jnp.max(info.residual),
         converged=jnp.all(info.converged),
+        result=jnp.max(info.result),
     )
 
 
@@ -198,6 +199,7 @@ def _exact_info(dtype) -> Info:
         iterations=jnp.asarray(0, jnp.int32),
         residual=jnp.zeros((), dtype),
         converged=jnp.asarray(True),
+        result=jnp.asarray(0, jnp.int32),
     )
 
 

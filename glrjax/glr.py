@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from glrjax import graph as _graph
+from glrjax._eager import cached, validated
 from glrjax._validate import check_float_array, check_maxiter, check_nonnegative, check_tol
 from glrjax.gradients import GradientMode, Implicit, Unrolled, check_gradient
 from glrjax.graph import EdgeGraph, GridGraph, degree
@@ -125,6 +126,7 @@ def _inputs(y, graph, mu, schedules=()):
     return y, weights, mu, batch_shape, core, w_core
 
 
+@cached
 def glr_filter(
     y,
     graph,
@@ -182,6 +184,7 @@ def glr_filter(
             raise ValueError(f"precond={precond!r}; use None, 'jacobi' or a function.")
     elif precond is not None and not callable(precond):
         raise TypeError("precond must be None, 'jacobi' or a function precond(r, graph, mu).")
+    validated()
 
     if isinstance(graph, GridGraph):
         meta = (graph.offsets, graph.height, graph.width)
@@ -248,6 +251,7 @@ def glr_filter(
     return _batched(single, args, core_ndims, batch_shape)
 
 
+@cached
 def gtv_denoise(
     y,
     graph,
@@ -292,6 +296,7 @@ def gtv_denoise(
     maxiter = check_maxiter(maxiter)
     check_tol(tol)
     y, weights, mu, batch_shape, core, w_core = _inputs(y, graph, mu)
+    validated()
     dtype = y.dtype
     if isinstance(graph, GridGraph):
         meta = (graph.offsets, graph.height, graph.width)

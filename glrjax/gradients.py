@@ -9,10 +9,10 @@ only place that knows what each mode means.
   backward through every step; memory O(K).
 - :class:`Checkpointed`: segments of ``every`` steps under ``jax.checkpoint``;
   backward recomputes each segment; memory O(K/every + every).
-- :class:`Truncated`: ``while_loop`` to tolerance, then the last ``last`` steps again;
-  backward through those only; memory O(last), biased.
-- :class:`Implicit`: ``while_loop`` to tolerance; backward solves the adjoint system of
-  the optimality condition; memory O(1) in K.
+- :class:`Truncated`: ``while_loop`` to tolerance, then ``last`` steps restarted from the
+  cut iterate x_{n−last}; backward through those only; memory O(last), biased.
+- :class:`Implicit`: ``while_loop`` to tolerance; derivatives from the implicit function
+  theorem (forward and reverse mode); memory O(1) in K.
 
 Example:
     >>> import glrjax
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
+from typing import Any, Literal
 
 import jax
 
@@ -91,13 +93,17 @@ class Checkpointed(GradientMode):
 
 @_register
 class Truncated(GradientMode):
-    """Gradient through only the last ``last`` iterations actually taken.
+    """Gradient through ``last`` solver steps restarted from the cut iterate.
 
-    The forward pass runs to tolerance; the state entering the last ``last`` iterations
-    is cut with ``stop_gradient`` and those iterations are differentiated (each still
-    depends on the operator's arguments). A frozen, already-converged tail does not
-    count. With ``last >= iterations taken`` it equals :class:`Unrolled` exactly.
-    Memory O(last); the gradient is biased by design.
+    The forward pass runs to the stopping rule (n steps) and returns that solution. The
+    gradient is that of the map θ ↦ k steps of the solver *restarted* from
+    x_{n−k} = stop_gradient(x_{n−k}) with the live parameters θ: the solver's derived
+    state (CG's residual r = b − A x and direction p = r, FISTA's momentum, ...) is
+    rebuilt from x_{n−k} by ``Iteration.restart``. For CG that is a k-step Krylov solve of
+    the correction, so ∂/∂b and ∂/∂A are informative and converge to the exact ones as k
+    grows. (Freezing the whole state at the cut instead — glrjax 0.1 — made ∂/∂b exactly
+    zero for Krylov methods: b enters CG only through r₀.) With ``last >= steps taken``
+    it equals :class:`Unrolled` exactly. Memory O(last); biased by design.
 
     >>> Truncated(last=5).last
     5
@@ -133,21 +139,31 @@ class Implicit(GradientMode):
             condition number.
         tol: relative residual tolerance of the backward solve.
         maxiter: iteration cap of the backward solve (Neumann terms for ``"neumann"``).
-        on_failure: ``"nan"`` makes the gradient NaN when the backward solve does not
-            reach ``tol`` (a Neumann series that grows), so failure is never silent;
-            ``"ignore"`` returns whatever the backward solve reached.
+        on_failure: ``"nan"`` makes the derivative NaN when the tangent/adjoint solve
+            does not reach ``tol`` on its true residual (or stagnates, or a Neumann series
+            stops shrinking), so failure is never silent; ``"ignore"`` returns whatever
+            the solve reached.
+        report: optional ``fn(info)`` called (via ``jax.debug.callback``) after every
+            tangent/adjoint solve with a :class:`glrjax.implicit.BackwardInfo` (kind,
+            solver, iterations, true residual, status code, converged). Hashed by
+            identity: pass the same function to avoid recompiling.
+
+    Forward mode (``jax.jvp``, ``jax.jacfwd``), reverse mode and their compositions
+    (``jax.hessian``, grad-of-grad) all work: the rule is a JVP whose linear solve JAX
+    transposes (:mod:`glrjax.implicit`).
 
     Per-iteration parameters (step schedules) get zero gradient in this mode: the
     solution of the optimality condition does not depend on them.
 
     >>> Implicit(tol=1e-8, maxiter=200)
-    Implicit(solver='auto', tol=1e-08, maxiter=200, on_failure='nan')
+    Implicit(solver='auto', tol=1e-08, maxiter=200, on_failure='nan', report=None)
     """
 
-    solver: str = "auto"  # "auto" | "cg" | "gmres" | "neumann"
-    tol: float = 1e-6  # relative residual of the adjoint solve
-    maxiter: int = 1000  # iterations (or Neumann terms) of the adjoint solve
-    on_failure: str = "nan"  # "nan" | "ignore": what a failed backward solve returns
+    solver: Literal["auto", "cg", "gmres", "neumann"] = "auto"  # backward linear solver
+    tol: float = 1e-6  # true relative residual the tangent/adjoint solve must reach
+    maxiter: int = 1000  # products (or Neumann terms) of the tangent/adjoint solve
+    on_failure: Literal["nan", "ignore"] = "nan"  # what a failed solve returns
+    report: Callable[[Any], None] | None = None  # fn(BackwardInfo) after each solve
 
     def __post_init__(self):
         if self.solver not in _IMPLICIT_SOLVERS:
@@ -172,6 +188,11 @@ class Implicit(GradientMode):
                 f"Implicit(maxiter={self.maxiter}) must be >= {minimum} for "
                 f"solver={self.solver!r} (maxiter=0 is allowed only for 'neumann', where it "
                 "is Jacobian-free backprop)."
+            )
+        if self.report is not None and not callable(self.report):
+            raise TypeError(
+                f"Implicit(report={self.report!r}) must be a function fn(info) or None, "
+                "e.g. report=print."
             )
 
 

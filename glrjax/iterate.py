@@ -52,16 +52,18 @@ from glrjax.gradients import (
     check_gradient,
 )
 from glrjax.implicit import implicit_solve
+from glrjax.results import RESULTS
 
-__all__ = ["Info", "Iteration", "iterate"]
+__all__ = ["Info", "Iteration", "RESULTS", "iterate"]
 
 
 class Info(NamedTuple):
     """What a solver reports about its run. Returned by every solver, never ``None``."""
 
     iterations: jax.Array  # int32: steps taken (a frozen, converged tail not counted)
-    residual: jax.Array  # the solver's stopping quantity at exit (see each solver)
-    converged: jax.Array  # bool: residual <= tol at exit
+    residual: jax.Array  # the stopping quantity recomputed at the returned point (each solver)
+    converged: jax.Array  # bool: result == RESULTS.successful
+    result: jax.Array  # int32 status code of glrjax.RESULTS (RESULTS.message(code) explains)
 
 
 class Iteration(NamedTuple):
@@ -69,20 +71,57 @@ class Iteration(NamedTuple):
 
     init: Callable[[Any, jax.Array], Any]  # (params, x0) -> state
     step: Callable[[Any, Any, jax.Array], Any]  # (state, params, k) -> state; k = step index
-    residual: Callable[[Any], jax.Array]  # state -> scalar stopping quantity
+    residual: Callable[[Any], jax.Array]  # state -> scalar (relative) stopping quantity
     solution: Callable[[Any], Any]  # state -> x (an array or a pytree, e.g. (x, y))
     # (x, params) -> F = T(x) - x, zero at x*, for a fixed-point map T whose Jacobian
     # Implicit(solver="neumann") sums; e.g. b - Ax for a linear system (T = Richardson).
     optimality: Callable[[jax.Array, Any], jax.Array]
     symmetric: bool = False  # ∂F/∂x symmetric: Implicit(solver="auto") uses CG
-    # (v, params) -> P v with P ≈ ((∂F/∂x)ᵀ)⁻¹: preconditions that backward CG (e.g. -M⁻¹v
-    # for F = b - Ax and a forward preconditioner M⁻¹); None: unpreconditioned.
+    # (v, params) -> P v with P ≈ (∂F/∂x)⁻¹ (∂F/∂x symmetric): preconditions the implicit
+    # CG solves (e.g. -M⁻¹v for F = b - Ax and a forward preconditioner M⁻¹); None: none.
     adjoint_precond: Callable[[Any, Any], Any] | None = None
+    # (params, x) -> state: the solver's derived state rebuilt at x with the live params
+    # (Truncated's restart; CG: r = b - Ax, p = r). None: init(params, x).
+    restart: Callable[[Any, Any], Any] | None = None
+    # (state, params) -> the stopping quantity recomputed at solution(state) (CG: the true
+    # residual, one matvec), or (quantity, rounding floor): the floor, the accuracy the
+    # dtype allows that quantity, is added to the tolerance, at most 10·tolerance of it;
+    # decides `converged`. None: residual(state).
+    certify: Callable[[Any, Any], jax.Array] | None = None
+    # state -> the absolute size the relative residual is measured against (CG: ‖b‖), so
+    # that the rule is residual <= rtol + atol / scale. None: 1.
+    scale: Callable[[Any], jax.Array] | None = None
+    # state -> int32 code of a solver-specific failure (RESULTS.breakdown, ...), 0 if none;
+    # a nonzero code stops the iteration. None: never.
+    status: Callable[[Any], jax.Array] | None = None
 
 
-def _stop(it: Iteration, state, tol):
+class _Tol(NamedTuple):
+    rtol: jax.Array  # relative tolerance (the solvers' `tol`)
+    atol: jax.Array  # absolute tolerance, divided by Iteration.scale
+
+
+def _threshold(it: Iteration, state, tol: _Tol):
+    if it.scale is None:
+        return tol.rtol + tol.atol
+    scale = it.scale(state)
+    return tol.rtol + _krylov_safe_ratio(tol.atol, scale)
+
+
+def _krylov_safe_ratio(num, den):
+    # atol / scale with scale = 0 (b = 0) read as "any residual is small enough".
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), jnp.inf)
+
+
+def _status(it: Iteration, state):
+    if it.status is None:
+        return jnp.asarray(0, jnp.int32)
+    return jnp.asarray(it.status(state), jnp.int32)
+
+
+def _stop(it: Iteration, state, tol: _Tol):
     r = it.residual(state)
-    return (r <= tol) | ~jnp.isfinite(r)
+    return (r <= _threshold(it, state, tol)) | ~jnp.isfinite(r) | (_status(it, state) != 0)
 
 
 def _select(pred, old, new):
@@ -103,19 +142,63 @@ def _frozen_step(it: Iteration, params, tol, maxiter: int | None):
     return body
 
 
-def _finish(it: Iteration, state, k, tol) -> tuple[jax.Array, Info]:
-    """Solution and Info; a non-finite residual poisons the solution with NaN."""
-    r = it.residual(state)
+def _poisoned(code):
+    """Codes whose solution is NaN: nonfinite, breakdown, step condition violated."""
+    return (
+        (code == RESULTS.nonfinite)
+        | (code == RESULTS.breakdown)
+        | (code == RESULTS.step_condition_violated)
+    )
+
+
+def _finish(it: Iteration, state, k, params, tol: _Tol) -> tuple[Any, Info]:
+    """Solution and Info, with the stopping quantity recomputed at the returned point.
+
+    Status: nonfinite (the solution is then NaN), a solver-specific failure, successful
+    (recomputed quantity within tolerance), uncertified (the running quantity was, the
+    recomputed one is not) or max_steps_reached.
+    """
+    r_run = it.residual(state)
+    thr = _threshold(it, state, tol)
+    if it.certify is None:
+        r_cert, thr_cert = r_run, thr
+    else:
+        r_cert = it.certify(*lax.stop_gradient((state, params)))
+        if isinstance(r_cert, tuple):
+            r_cert, floor = r_cert
+            thr_cert = thr + jnp.minimum(floor, 10 * thr)
+        else:
+            thr_cert = thr
     x = it.solution(state)
-    x = jax.tree_util.tree_map(lambda v: jnp.where(jnp.isfinite(r), v, jnp.nan), x)
-    return x, Info(iterations=k, residual=r, converged=r <= tol)
+    finite = jnp.isfinite(r_run) & jnp.isfinite(r_cert)
+    for leaf in jax.tree_util.tree_leaves(x):
+        finite = finite & jnp.all(jnp.isfinite(lax.stop_gradient(leaf)))
+    special = _status(it, state)
+    code = jnp.where(
+        ~finite,
+        RESULTS.nonfinite,
+        jnp.where(
+            special != 0,
+            special,
+            jnp.where(
+                r_cert <= thr_cert,
+                RESULTS.successful,
+                jnp.where(r_run <= thr, RESULTS.uncertified, RESULTS.max_steps_reached),
+            ),
+        ),
+    ).astype(jnp.int32)
+    poison = _poisoned(code)
+    x = jax.tree_util.tree_map(lambda v: jnp.where(poison, jnp.nan, v), x)
+    r_out = jnp.where(special != 0, jnp.asarray(jnp.nan, r_cert.dtype), r_cert)
+    info = Info(iterations=k, residual=r_out, converged=code == RESULTS.successful, result=code)
+    return x, info
 
 
 def _unrolled(it, params, x0, tol, maxiter):
     state = it.init(params, x0)
     body = _frozen_step(it, params, tol, None)
     (state, k), _ = lax.scan(body, (state, jnp.asarray(0, jnp.int32)), None, length=maxiter)
-    return _finish(it, state, k, tol)
+    return _finish(it, state, k, params, tol)
 
 
 def _checkpointed(it, params, x0, tol, maxiter, every):
@@ -130,7 +213,7 @@ def _checkpointed(it, params, x0, tol, maxiter, every):
 
     state = it.init(params, x0)
     (state, k), _ = lax.scan(segment, (state, jnp.asarray(0, jnp.int32)), None, length=segments)
-    return _finish(it, state, k, tol)
+    return _finish(it, state, k, params, tol)
 
 
 def _while(it, params, state, tol, maxiter):
@@ -151,13 +234,14 @@ def _truncated(it, params, x0, tol, maxiter, last):
     if last >= maxiter:  # every step taken is kept: exactly Unrolled
         return _unrolled(it, params, x0, tol, maxiter)
     state0 = it.init(params, x0)
-    # Pass 1, no gradient: run to tolerance to learn n, the number of steps taken.
+    # Pass 1, no gradient: run to the stopping rule; n steps, final state (the answer).
     frozen_params, frozen_state0 = lax.stop_gradient((params, state0))
-    _, n = _while(it, frozen_params, frozen_state0, tol, maxiter)
+    final, n = _while(it, frozen_params, frozen_state0, tol, maxiter)
     start = jnp.maximum(n - last, 0)
 
-    # Pass 2, no gradient: replay the first n - last steps (storing nothing; a ring buffer
-    # of the last states would be a batched scatter per step under vmap, far slower).
+    # Pass 2, no gradient: replay the first n - last steps to the cut iterate x_{n-last}
+    # (storing nothing; a ring buffer of states would be a batched scatter per step under
+    # vmap, far slower).
     def replay(carry):
         state, k = carry
         return it.step(state, frozen_params, k), k + 1
@@ -165,10 +249,13 @@ def _truncated(it, params, x0, tol, maxiter, last):
     cut, _ = lax.while_loop(
         lambda c: c[1] < start, replay, (frozen_state0, jnp.asarray(0, jnp.int32))
     )
-    # n <= last: all steps are kept, so start from the differentiable initial state.
-    state = _select(start == 0, state0, cut)
+    # Rebuild the derived state at the cut iterate with the live parameters (CG: r = b - Ax,
+    # p = r); n <= last: all steps are kept, start from the differentiable initial state.
+    x_cut = lax.stop_gradient(it.solution(cut))
+    restart = it.init if it.restart is None else it.restart
+    state = _select(start == 0, state0, restart(params, x_cut))
 
-    # Pass 3: the last min(n, last) steps again, differentiated w.r.t. params.
+    # Pass 3: min(n, last) differentiated steps.
     def body(carry, _):
         state, k = carry
         new = it.step(state, params, k)
@@ -176,13 +263,25 @@ def _truncated(it, params, x0, tol, maxiter, last):
         return (_select(active, new, state), k + active.astype(jnp.int32)), None
 
     (state, _), _ = lax.scan(body, (state, start), None, length=last)
-    return _finish(it, state, n, tol)
+    x_final, info = _finish(it, final, n, frozen_params, tol)
+    x_grad = it.solution(state)
+    # The value is the solution the stopping rule accepted (as in every mode); the
+    # derivative is that of the restarted steps. n <= last: both are the same steps.
+    bad = _poisoned(info.result)
+    x = jax.tree_util.tree_map(
+        lambda a, g: jnp.where(
+            bad, jnp.nan, jnp.where(start == 0, g, a + (g - lax.stop_gradient(g)))
+        ),
+        x_final,
+        x_grad,
+    )
+    return x, info
 
 
 def _implicit(it, params, x0, tol, maxiter, gradient):
     def forward(params, x0):
         state, k = _while(it, params, it.init(params, x0), tol, maxiter)
-        return _finish(it, state, k, tol)
+        return _finish(it, state, k, params, tol)
 
     return implicit_solve(
         forward, it.optimality, params, x0, gradient, it.symmetric, it.adjoint_precond
@@ -197,6 +296,7 @@ def iterate(
     tol,
     maxiter: int,
     gradient: GradientMode,
+    atol=0.0,
 ) -> tuple[jax.Array, Info]:
     """Run ``it`` from ``x0`` for at most ``maxiter`` steps under a gradient mode.
 
@@ -204,15 +304,18 @@ def iterate(
         it: the solver's :class:`Iteration`.
         params: pytree of arrays the solution depends on (differentiable).
         x0: starting point; differentiable under the unrolled modes only.
-        tol: threshold on ``it.residual`` (a traced value: changing it does not recompile).
+        tol: relative tolerance rtol: stop when ``it.residual(state) <= rtol + atol /
+            it.scale(state)`` (traced: changing it does not recompile).
         maxiter: static cap on the number of steps.
         gradient: the gradient mode.
+        atol: absolute tolerance (traced), measured against ``it.scale``.
 
     Returns:
         ``(x, info)``: the solution and an :class:`Info`.
     """
     check_gradient(gradient)
-    tol = jnp.asarray(tol, jnp.result_type(*jax.tree_util.tree_leaves(x0)))
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(x0))
+    tol = _Tol(jnp.asarray(tol, dtype), jnp.asarray(atol, dtype))
     if isinstance(gradient, Unrolled):
         return _unrolled(it, params, x0, tol, maxiter)
     if isinstance(gradient, Checkpointed):

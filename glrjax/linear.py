@@ -7,11 +7,21 @@ explicit arguments, so gradients reach ``b`` and ``args`` (and, in the unrolled 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from glrjax import _krylov
-from glrjax._validate import check_float_array, check_maxiter, check_tol
+from glrjax._eager import cached, validated
+from glrjax._validate import (
+    call_user,
+    check_float_array,
+    check_maxiter,
+    check_solver_array,
+    check_tol,
+)
 from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
 
@@ -53,6 +63,7 @@ def _check_schedule(s, name: str, maxiter: int, dtype) -> jax.Array | None:
     return s.astype(dtype)
 
 
+@cached
 def cg(
     A,
     b,
@@ -60,6 +71,8 @@ def cg(
     *,
     x0=None,
     tol=1e-6,
+    rtol=None,
+    atol=0.0,
     maxiter: int = 100,
     precond=None,
     alpha=None,
@@ -74,17 +87,32 @@ def cg(
             use ``jax.vmap`` for a batch of independent systems).
         args: pytree of arrays the operator depends on; gradients flow to it.
         x0: starting point (zeros by default).
-        tol: stop when ‖b - Ax‖ <= tol·‖b‖. Traced: changing it does not recompile.
+        tol: relative tolerance: stop when ‖b − Ax‖ ≤ tol·‖b‖ (‖r‖ when b = 0). Traced.
+        rtol, atol: the lineax/optimistix spelling: stop when ‖b − Ax‖ ≤ atol + rtol·‖b‖.
+            ``rtol`` defaults to ``tol``, ``atol`` to 0. Traced.
         maxiter: maximum number of CG steps (static).
         precond: optional ``precond(r, args) -> M⁻¹r`` (see :func:`jacobi`), SPD.
         alpha, beta: optional step-size schedules of shape ``(maxiter,)`` replacing CG's
             computed α_k, β_k (the learnable CG of unrolled networks). They get
             gradients under the unrolled modes and zero gradient under ``Implicit``.
         gradient: how to differentiate: ``Unrolled()``, ``Checkpointed(every)``,
-            ``Truncated(last)`` or ``Implicit(...)`` (default; backward solve by CG).
+            ``Truncated(last)`` or ``Implicit(...)`` (default; tangent/adjoint solves by CG).
 
     Returns:
-        ``(x, info)`` with ``info.residual = ‖r‖/‖b‖`` (the recursive residual).
+        ``(x, info)``. ``info.residual`` is the *true* relative residual ‖b − Ax‖/‖b‖ of
+        the returned x (one extra matvec at exit): ``converged`` is decided on it, not on
+        CG's recursively updated residual, which can drift from it (``info.result ==
+        RESULTS.uncertified`` then says so).
+
+    The problem is solved on b/s (s = max(‖b‖, ‖b − Ax₀‖)) and the answer rescaled — CG is
+    homogeneous in (b, x₀) — so b of size 1e-30 or 1e+30 takes the same steps as b.
+
+    A must be symmetric positive definite. On an indefinite or non-symmetric operator CG
+    may stop on a small updated residual while the true one is large (``uncertified``),
+    stall (``max_steps_reached``) or break down (``nonfinite``): ``converged`` is then
+    False. Under Unrolled/Checkpointed the derivative w.r.t. a matrix parameter is that of
+    the CG recurrence, which for a general matrix gives only its symmetric part (see the
+    gradient-modes guide).
 
     >>> import jax, jax.numpy as jnp, glrjax
     >>> A = lambda x, a: a * x + jnp.roll(x, 1) + jnp.roll(x, -1)  # SPD for a > 2
@@ -98,24 +126,21 @@ def cg(
     """
     gradient = check_gradient(gradient)
     maxiter = check_maxiter(maxiter)
+    rtol = tol if rtol is None else rtol
     check_tol(tol)
+    check_tol(rtol, "rtol")
+    check_tol(atol, "atol")
     if not callable(A):
         raise TypeError(f"A must be a function A(x, args) -> Ax, got {type(A).__name__}.")
     if precond is not None and not callable(precond):
         raise TypeError("precond must be a function precond(r, args) -> M⁻¹r, e.g. jacobi(d).")
-    b = check_float_array(b, "b")
+    b = check_solver_array(b, "b")
     if x0 is not None:
         x0 = check_float_array(x0, "x0")
         if x0.shape != b.shape:
             raise ValueError(f"x0 has shape {x0.shape} but b has shape {b.shape}; make them equal.")
         x0 = x0.astype(b.dtype)
-    try:
-        out = jax.eval_shape(A, b, args)
-    except Exception as err:
-        raise ValueError(
-            f"A(x, args) failed for x shaped like b {b.shape}: {err}. The operator must be "
-            "square: map an array shaped like b to one shaped like b."
-        ) from err
+    out = call_user("A(x, args)", A, b, args, hint=f"x is shaped like b {b.shape}")
     if not hasattr(out, "shape") or out.shape != b.shape:
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(
@@ -129,6 +154,7 @@ def cg(
         )
     alpha = _check_schedule(alpha, "alpha", maxiter, b.dtype)
     beta = _check_schedule(beta, "beta", maxiter, b.dtype)
+    validated()
 
     has_x0 = x0 is not None
     x0 = jnp.zeros_like(b) if x0 is None else x0
@@ -140,30 +166,79 @@ def cg(
         pc = None if precond is None else (lambda r: precond(r, args))
         return b, args, alpha, beta, mv, pc
 
-    def init(p, x0):
+    def start(p, x, from_x: bool):
         b, _, _, _, mv, pc = parts(p)
-        return _krylov.cg_init(mv, b, x0 if has_x0 else None, pc)
+        bnorm = _krylov.norm(b)
+        if from_x:
+            r = b - mv(x)
+            unit = lax.stop_gradient(jnp.maximum(bnorm, _krylov.norm(r)))
+        else:
+            r = b
+            unit = lax.stop_gradient(bnorm)
+        unit = jnp.where((unit > 0) & jnp.isfinite(unit), unit, jnp.ones_like(unit))
+        # ‖r‖/‖b‖ = ‖r/unit‖ · unit/‖b‖; when b = 0 the residual is absolute (as documented).
+        size = lax.stop_gradient(jnp.where(bnorm > 0, bnorm, jnp.ones_like(bnorm)))
+        rs = r / unit
+        z = rs if pc is None else pc(rs)
+        state = _krylov.CGState(
+            x=(x / unit) if from_x else jnp.zeros_like(b),
+            r=rs,
+            p=z,
+            rz=_krylov.vdot(rs, z),
+            rnorm=_krylov.plain_norm(rs),
+            bnorm=jnp.ones_like(unit),
+            anorm=jnp.zeros_like(unit),
+        )
+        return _ScaledCG(state, unit, unit / size, size)
 
-    def step(state, p, k):
+    def init(p, x0):
+        return start(p, x0, has_x0)
+
+    def restart(p, x):
+        return start(p, x, True)
+
+    def step(s, p, k):
         _, _, alpha, beta, mv, pc = parts(p)
         a = None if alpha is None else alpha[k]
         bb = None if beta is None else beta[k]
-        return _krylov.cg_step(mv, state, pc, a, bb)
+        return s._replace(cg=_krylov.cg_step(mv, s.cg, pc, a, bb))
+
+    def certify(s, p):
+        # The true residual of the returned x relative to ‖b‖, and the rounding it carries
+        # itself: storing x in this dtype leaves ‖b − Ax‖ ≈ eps·‖A‖·‖x‖ at best (‖A‖ from
+        # CG's Rayleigh quotients). The engine allows at most 10·tol of that slack.
+        b, _, _, _, mv, _ = parts(p)
+        true = _krylov.norm(b / s.unit - mv(s.cg.x)) * s.factor
+        eps = jnp.finfo(s.unit.dtype).eps
+        floor = 4 * eps * (1 + s.cg.anorm * _krylov.norm(s.cg.x) * s.factor)
+        return true, floor
 
     def optimality(x, p):  # Richardson form T(x) - x with T(x) = x + b - Ax
         b, args, *_ = p
         return b - A(x, args)
 
-    def adjoint_precond(v, p):  # ∂F/∂x = -A, so -M⁻¹ preconditions the adjoint solve
+    def adjoint_precond(v, p):  # ∂F/∂x = -A, so -M⁻¹ preconditions the implicit solves
         return -precond(v, p[1])
 
     it = Iteration(
         init=init,
         step=step,
-        residual=lambda s: s.rnorm / s.bnorm,
-        solution=lambda s: s.x,
+        residual=lambda s: s.cg.rnorm * s.factor,
+        solution=lambda s: s.cg.x * s.unit,
         optimality=optimality,
         symmetric=True,
         adjoint_precond=None if precond is None else adjoint_precond,
+        restart=restart,
+        certify=certify,
+        scale=lambda s: s.size,
     )
-    return iterate(it, params, x0, tol=tol, maxiter=maxiter, gradient=gradient)
+    return iterate(it, params, x0, tol=rtol, atol=atol, maxiter=maxiter, gradient=gradient)
+
+
+class _ScaledCG(NamedTuple):
+    """CG on (b/unit, x/unit): sizes O(1) whatever the scale of b."""
+
+    cg: _krylov.CGState  # the recurrence on the scaled system
+    unit: jax.Array  # s = max(‖b‖, ‖b − Ax₀‖) (1 when zero); x = unit · cg.x
+    factor: jax.Array  # unit/‖b‖: ‖r‖/‖b‖ = cg.rnorm · factor
+    size: jax.Array  # ‖b‖ (1 when b = 0), the scale of atol

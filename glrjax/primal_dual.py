@@ -18,10 +18,18 @@ import jax
 import jax.numpy as jnp
 
 from glrjax import _krylov
-from glrjax._validate import check_float_array, check_maxiter, check_positive, check_tol
+from glrjax._eager import cached, validated
+from glrjax._validate import (
+    check_float_array,
+    check_maxiter,
+    check_positive,
+    check_solver_array,
+    check_tol,
+)
 from glrjax.gradients import GradientMode, Unrolled, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
 from glrjax.proximal import lipschitz as estimate_lipschitz
+from glrjax.results import RESULTS
 
 __all__ = ["PrimalDual", "operator_norm", "primal_dual", "primal_dual_step"]
 
@@ -37,6 +45,7 @@ class _State(NamedTuple):
     x: jax.Array  # primal iterate
     y: jax.Array  # dual iterate
     residual: jax.Array  # relative change of (x, y) in the last step
+    size: jax.Array  # ‖(x, y)‖ after the last step: the scale of atol
 
 
 def operator_norm(K, x, args, iters: int = 50) -> jax.Array:
@@ -98,6 +107,7 @@ def primal_dual_step(K, x, y, args, tau, sigma, grad_f=None, prox_g=None, prox_h
     return x_new, y_new
 
 
+@cached
 def primal_dual(
     K,
     x0,
@@ -112,6 +122,8 @@ def primal_dual(
     lipschitz=None,
     norm_K=None,
     tol=1e-6,
+    rtol=None,
+    atol=0.0,
     maxiter: int = 1000,
     gradient: GradientMode = Unrolled(),
 ) -> tuple[PrimalDual, Info]:
@@ -133,12 +145,16 @@ def primal_dual(
             iteration when None and ``grad_f`` is given).
         norm_K: ‖K‖ if known (estimated by power iteration when None).
         tol: stop when the relative change ‖Δ(x, y)‖/‖(x, y)‖ of one step is <= tol.
+        rtol, atol: the general rule ‖Δ(x, y)‖ ≤ atol + rtol·‖(x, y)‖ (``rtol`` defaults to
+            ``tol``). Traced.
         maxiter: maximum number of steps (static).
         gradient: gradient mode; ``Implicit`` differentiates the saddle point (GMRES).
 
     Returns:
-        ``(PrimalDual(x, y), info)``. Steps that break τ(L/2 + σ‖K‖²) < 1 for the
-        (under-)estimated ‖K‖ end the run at once with ``converged=False`` and NaN.
+        ``(PrimalDual(x, y), info)``; ``info.residual`` is the relative change of one
+        more step from the returned pair (recomputed at exit). Steps that break
+        τ(L/2 + σ‖K‖²) < 1 for the (under-)estimated ‖K‖ end the run at once with NaN and
+        ``info.result == RESULTS.step_condition_violated``.
 
     Example: the LASSO min ½‖x − b‖² + λ‖x‖₁ (f = ½‖x − b‖², h = λ‖·‖₁, K = I) is
     soft-thresholding.
@@ -153,11 +169,14 @@ def primal_dual(
     """
     gradient = check_gradient(gradient)
     maxiter = check_maxiter(maxiter)
+    rtol = tol if rtol is None else rtol
     check_tol(tol)
+    check_tol(rtol, "rtol")
+    check_tol(atol, "atol")
     for name, fn in [("K", K), ("grad_f", grad_f), ("prox_g", prox_g), ("prox_h", prox_h)]:
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be a function, got {type(fn).__name__}.")
-    x0 = check_float_array(x0, "x0")
+    x0 = check_solver_array(x0, "x0")
     dtype = x0.dtype
     try:
         ky = jax.eval_shape(K, x0, args)
@@ -174,6 +193,7 @@ def primal_dual(
     if lipschitz is not None:
         check_tol(lipschitz, "lipschitz")
     _check_concrete_steps(tau, sigma, norm_K, lipschitz if grad_f is not None else 0.0)
+    validated()
 
     knorm = operator_norm(K, x0, args) if norm_K is None else jnp.asarray(norm_K, dtype)
     if grad_f is None:
@@ -196,26 +216,29 @@ def primal_dual(
         a, tau, sigma = p
         t, s = _at(tau, k), _at(sigma, k)
         x, y = primal_dual_step(K, state.x, state.y, a, t, s, grad_f, prox_g, prox_h)
-        change = jnp.sqrt(
-            _krylov.vdot(x - state.x, x - state.x) + _krylov.vdot(y - state.y, y - state.y)
-        )
-        size = jnp.sqrt(_krylov.vdot(x, x) + _krylov.vdot(y, y))
-        return _State(x, y, _krylov.safe_div(change, size) + jnp.where(size > 0, 0.0, change))
+        return _State(x, y, *_change(x, y, state.x, state.y))
 
     def init(p, z0):
         x, y = z0
-        # Not yet converged; NaN (stop at once, reported) when the steps are too large.
-        res = jnp.where(ok, jnp.finfo(dtype).max, jnp.asarray(jnp.nan, dtype))
-        return _State(x, y, res)
+        big = jnp.asarray(jnp.finfo(dtype).max, dtype)
+        return _State(x, y, big, jnp.ones((), dtype))
 
-    def optimality(z, p):
+    def one_step(z, p):
         a, tau, sigma = p
         last = maxiter - 1
-        new = step(
-            _State(z[0], z[1], jnp.zeros((), dtype)), (a, _at(tau, last), _at(sigma, last)), 0
+        return primal_dual_step(
+            K, z[0], z[1], a, _at(tau, last), _at(sigma, last), grad_f, prox_g, prox_h
         )
-        return (new.x - z[0], new.y - z[1])
 
+    def optimality(z, p):
+        x, y = one_step(z, p)
+        return (x - z[0], y - z[1])
+
+    def certify(state, p):  # one more step from the returned pair: its relative change
+        x, y = one_step((state.x, state.y), p)
+        return _change(x, y, state.x, state.y)[0]
+
+    bad_steps = jnp.asarray(RESULTS.step_condition_violated, jnp.int32)
     it = Iteration(
         init=init,
         step=step,
@@ -223,9 +246,28 @@ def primal_dual(
         solution=lambda s: (s.x, s.y),
         optimality=optimality,
         symmetric=False,
+        certify=certify,
+        scale=lambda s: s.size,
+        status=lambda s: jnp.where(ok, jnp.zeros((), jnp.int32), bad_steps),
     )
-    (x, y), info = iterate(it, params, (x0, y0), tol=tol, maxiter=maxiter, gradient=gradient)
+    (x, y), info = iterate(
+        it, params, (x0, y0), tol=rtol, atol=atol, maxiter=maxiter, gradient=gradient
+    )
     return PrimalDual(x, y), info
+
+
+def _change(x, y, x_old, y_old):
+    """(‖Δ(x, y)‖/‖(x, y)‖, ‖(x, y)‖), with one shared unit (no under/overflow)."""
+    m = jnp.maximum(
+        jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(y))),
+        jnp.maximum(jnp.max(jnp.abs(x_old)), jnp.max(jnp.abs(y_old))),
+    )
+    unit = jax.lax.stop_gradient(jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m)))
+    dx, dy = (x - x_old) / unit, (y - y_old) / unit
+    change = jnp.sqrt(_krylov.vdot(dx, dx) + _krylov.vdot(dy, dy))
+    size = jnp.sqrt(_krylov.vdot(x / unit, x / unit) + _krylov.vdot(y / unit, y / unit))
+    rel = _krylov.safe_div(change, size) + jnp.where(size > 0, 0.0, change)
+    return rel, size * unit
 
 
 def _check_concrete_steps(tau, sigma, norm_K, lipschitz) -> None:

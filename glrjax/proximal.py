@@ -32,6 +32,7 @@ gradient in this mode). ∂F/∂x is not symmetric: ``Implicit(solver="auto")`` 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -39,7 +40,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from glrjax import _krylov
-from glrjax._validate import check_float_array, check_maxiter, check_positive, check_tol
+from glrjax._eager import cached, validated
+from glrjax._validate import (
+    check_float_array,
+    check_maxiter,
+    check_positive,
+    check_solver_array,
+    check_tol,
+)
 from glrjax.gradients import GradientMode, Unrolled, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
 
@@ -54,6 +62,7 @@ class PGDState(NamedTuple):
 
     x: jax.Array  # current iterate x_k
     residual: jax.Array  # relative fixed-point residual of the last step (max float at start)
+    size: jax.Array  # max(‖x_k‖, ‖x_{k−1}‖)/t: ‖G_t‖ = residual · size (the scale of atol)
 
 
 class FISTAState(NamedTuple):
@@ -63,6 +72,7 @@ class FISTAState(NamedTuple):
     y: jax.Array  # look-ahead point y_k = x_k + j/(j+q+1)(x_k − x_{k−1}), where ∇f is taken
     j: jax.Array  # steps since the last restart (momentum j/(j+q+1)), in x's dtype
     residual: jax.Array  # relative fixed-point residual of the last step (max float at start)
+    size: jax.Array  # max(‖x_k‖, ‖y_{k−1}‖)/t: ‖G_t‖ = residual · size (the scale of atol)
 
 
 def lipschitz(grad_f, x, args, *, iterations: int = POWER_ITERATIONS):
@@ -81,9 +91,19 @@ def lipschitz(grad_f, x, args, *, iterations: int = POWER_ITERATIONS):
     return _krylov.power_iteration(_krylov.hessian_vector_product(grad_f, x, args), x, iterations)
 
 
-def _relative_change(new, old):
-    num = _krylov.norm(new - old)
-    return _krylov.safe_div(num, jnp.maximum(_krylov.norm(new), _krylov.norm(old)))
+def _common_scale(*arrays):
+    """max |a| over the arrays (1 when all zero or non-finite): a shared unit for norms."""
+    m = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(a)) for a in arrays])
+    m = lax.stop_gradient(m)
+    return jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
+
+
+def _relative_change(new, old, unit=None):
+    """(‖new − old‖/max(‖new‖, ‖old‖), max(‖new‖, ‖old‖)), free of under/overflow."""
+    unit = _common_scale(new, old) if unit is None else unit
+    num = _krylov.plain_norm((new - old) / unit)
+    den = jnp.maximum(_krylov.plain_norm(new / unit), _krylov.plain_norm(old / unit))
+    return _krylov.safe_div(num, den), den * unit
 
 
 def _check_problem(grad_f, prox, x0, args, prox_args):
@@ -94,7 +114,7 @@ def _check_problem(grad_f, prox, x0, args, prox_args):
             f"prox must be a function prox(x, prox_args, t), e.g. glrjax.prox.l1; got "
             f"{type(prox).__name__}."
         )
-    x0 = check_float_array(x0, "x0")
+    x0 = check_solver_array(x0, "x0")
     for name, fn in [
         ("grad_f(x0, args)", lambda: jax.eval_shape(grad_f, x0, args)),
         ("prox(x0, prox_args, t)", lambda: jax.eval_shape(prox, x0, prox_args, 1.0)),
@@ -132,15 +152,21 @@ def _check_step(step, maxiter: int, dtype):
     return step, True
 
 
-def _setup(grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient):
+def _setup(grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient, rtol, atol):
     gradient = check_gradient(gradient)
     maxiter = check_maxiter(maxiter)
     check_tol(tol)
+    check_tol(rtol, "rtol")
+    check_tol(atol, "atol")
     x0 = _check_problem(grad_f, prox, x0, args, prox_args)
     step, schedule = _check_step(step, maxiter, x0.dtype)
+    return gradient, maxiter, x0, step, schedule
+
+
+def _default_step(grad_f, x0, args, step):
     if step is None:
         step = (1.0 / (LIPSCHITZ_SAFETY * lipschitz(grad_f, x0, args))).astype(x0.dtype)
-    return gradient, maxiter, x0, step, schedule
+    return step
 
 
 def _step_at(step, schedule: bool, k):
@@ -159,26 +185,36 @@ def _optimality(grad_f, prox, schedule: bool):
 
 def _proximal_iteration(init, step, grad_f, prox, schedule: bool) -> Iteration:
     """PGD's and FISTA's :class:`Iteration`: states with ``x`` and ``residual``, one fixed point."""
+    optimality = _optimality(grad_f, prox, schedule)
+
+    def certify(state, params):  # the fixed-point residual at the returned x itself
+        x = state.x
+        new = optimality(x, params) + x
+        return _relative_change(new, x)[0]
+
     return Iteration(
         init=init,
         step=step,
         residual=lambda s: s.residual,
         solution=lambda s: s.x,
-        optimality=_optimality(grad_f, prox, schedule),
+        optimality=optimality,
         symmetric=False,
+        certify=certify,
+        scale=lambda s: s.size,
     )
 
 
 def _pgd_iteration(grad_f, prox, schedule: bool) -> Iteration:
     def init(params, x0):
         big = jnp.asarray(jnp.finfo(x0.dtype).max, x0.dtype)
-        return PGDState(x=x0, residual=big)
+        return PGDState(x=x0, residual=big, size=jnp.ones((), x0.dtype))
 
     def step(state, params, k):
         args, prox_args, steps = params
         t = _step_at(steps, schedule, k)
         x = prox(state.x - t * grad_f(state.x, args), prox_args, t)
-        return PGDState(x=x, residual=_relative_change(x, state.x))
+        change, size = _relative_change(x, state.x)
+        return PGDState(x=x, residual=change, size=size / t)
 
     return _proximal_iteration(init, step, grad_f, prox, schedule)
 
@@ -189,7 +225,8 @@ def _fista_iteration(grad_f, prox, schedule: bool, restart: bool) -> Iteration:
             residual = lax.stop_gradient(params[4]).astype(x0.dtype)
         else:
             residual = jnp.asarray(jnp.finfo(x0.dtype).max, x0.dtype)
-        return FISTAState(x=x0, y=x0, j=jnp.zeros((), x0.dtype), residual=residual)
+        one = jnp.ones((), x0.dtype)
+        return FISTAState(x=x0, y=x0, j=jnp.zeros((), x0.dtype), residual=residual, size=one)
 
     def step(state, params, k):
         args, prox_args, steps, q = params[:4]
@@ -197,15 +234,19 @@ def _fista_iteration(grad_f, prox, schedule: bool, restart: bool) -> Iteration:
         y = state.y
         x = prox(y - t * grad_f(y, args), prox_args, t)
         j = state.j + 1.0
+        unit = _common_scale(x, y, state.x)
         if restart:  # gradient scheme: restart when the momentum step points uphill
-            j = jnp.where(_krylov.vdot(y - x, x - state.x) > 0, jnp.zeros_like(j), j)
+            uphill = _krylov.vdot((y - x) / unit, (x - state.x) / unit) > 0
+            j = jnp.where(uphill, jnp.zeros_like(j), j)
         # The next look-ahead is formed here, where it fuses with the prox's output.
         y_next = x + j / (j + q + 1.0) * (x - state.x)
-        return FISTAState(x=x, y=y_next, j=j, residual=_relative_change(x, y))
+        change, size = _relative_change(x, y, unit)
+        return FISTAState(x=x, y=y_next, j=j, residual=change, size=size / t)
 
     return _proximal_iteration(init, step, grad_f, prox, schedule)
 
 
+@cached
 def pgd(
     grad_f,
     prox,
@@ -215,6 +256,8 @@ def pgd(
     *,
     step=None,
     tol=1e-6,
+    rtol=None,
+    atol=0.0,
     maxiter: int = 1000,
     gradient: GradientMode = Unrolled(),
 ) -> tuple[jax.Array, Info]:
@@ -230,6 +273,9 @@ def pgd(
         step: ``None`` (1/L from a power-iteration estimate of L), a scalar, or a schedule
             of shape ``(maxiter,)``.
         tol: stop when the relative fixed-point residual (module docstring) is ≤ ``tol``.
+        rtol, atol: the general rule ‖x_{k+1} − y_k‖/t ≤ atol + rtol·max(‖x_{k+1}‖, ‖y_k‖)/t:
+            ``atol`` bounds the gradient-mapping norm ‖G_t‖ (jaxopt's ``tol``), ``rtol``
+            (default ``tol``) the relative change. Traced.
         maxiter: maximum number of steps (static).
         gradient: ``Unrolled()`` (default), ``Checkpointed(every)``, ``Truncated(last)`` or
             ``Implicit(...)``.
@@ -247,13 +293,18 @@ def pgd(
     ...     1.0).round(6).tolist()  # d/dλ Σ soft(b, λ) = -(number of active entries)
     -2.0
     """
+    rtol = tol if rtol is None else rtol
     gradient, maxiter, x0, step, schedule = _setup(
-        grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient
+        grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient, rtol, atol
     )
+    validated()
+    step = _default_step(grad_f, x0, args, step)
     it = _pgd_iteration(grad_f, prox, schedule)
-    return iterate(it, (args, prox_args, step), x0, tol=tol, maxiter=maxiter, gradient=gradient)
+    params = (args, prox_args, step)
+    return iterate(it, params, x0, tol=rtol, atol=atol, maxiter=maxiter, gradient=gradient)
 
 
+@cached
 def fista(
     grad_f,
     prox,
@@ -265,13 +316,16 @@ def fista(
     q=2.0,
     restart: bool = False,
     tol=1e-6,
+    rtol=None,
+    atol=0.0,
     maxiter: int = 1000,
     gradient: GradientMode = Unrolled(),
 ) -> tuple[jax.Array, Info]:
     """FISTA with look-ahead j/(j+q+1) and optional adaptive restart; see :func:`pgd`.
 
     Args:
-        grad_f, prox, x0, args, prox_args, step, tol, maxiter, gradient: as in :func:`pgd`.
+        grad_f, prox, x0, args, prox_args, step, tol, rtol, atol, maxiter, gradient: as in
+            :func:`pgd`.
         q: look-ahead parameter q > 0 (traced). The momentum of step k is k/(k+q+1); q = 2
             is Nesterov's k/(k+3). Larger q damps the objective's bounce but slows the
             first iterations (seed 003, whose code's ``(k−1)/(k+q+2)`` with k from 1 is
@@ -292,12 +346,16 @@ def fista(
     >>> x.round(6).tolist(), bool(info.converged)
     ([1.0, 0.0, 0.5], True)
     """
+    rtol = tol if rtol is None else rtol
     gradient, maxiter, x0, step, schedule = _setup(
-        grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient
+        grad_f, prox, x0, args, prox_args, step, maxiter, tol, gradient, rtol, atol
     )
     q = _check_q(q, x0.dtype)
+    validated()
+    step = _default_step(grad_f, x0, args, step)
     return _run_fista(
-        grad_f, prox, x0, args, prox_args, step, schedule, q, bool(restart), tol, maxiter, gradient
+        grad_f, prox, x0, args, prox_args, step, schedule, q, bool(restart), rtol, maxiter,
+        gradient, atol=atol,
     )
 
 
@@ -323,10 +381,11 @@ def _run_fista(
     maxiter,
     gradient,
     residual0=None,
+    atol=0.0,
 ):
     """FISTA on validated inputs; ``residual0`` is x0's known residual (stop at once if ≤ tol)."""
     it = _fista_iteration(grad_f, prox, schedule, restart)
     params = (args, prox_args, step, q)
     if residual0 is not None:
         params = params + (residual0,)
-    return iterate(it, params, x0, tol=tol, maxiter=maxiter, gradient=gradient)
+    return iterate(it, params, x0, tol=tol, atol=atol, maxiter=maxiter, gradient=gradient)

@@ -46,6 +46,7 @@ from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.implicit import implicit_solve
 from glrjax.iterate import Info
 from glrjax.prox import group_l21, group_l21_value, group_norms
+from glrjax.results import RESULTS
 from glrjax.proximal import _check_q, _optimality, _relative_change, _run_fista, fista, pgd
 
 __all__ = [
@@ -278,7 +279,7 @@ def _altmin_start(Rxx, Ryx, lamw, M0, step, iterations: int, eps):
     """
     M, grad = _irls(Rxx, Ryx, lamw, M0, iterations, eps)
     M_prox = group_l21(M - step * grad, lamw, step)
-    residual = _relative_change(M_prox, M)
+    residual = _relative_change(M_prox, M)[0]
     # λ = 0 with a singular Rxx leaves IRLS nothing to solve: fall back to M0, unconverged.
     ok = jnp.all(jnp.isfinite(M_prox))
     big = jnp.asarray(jnp.finfo(M0.dtype).max, M0.dtype)
@@ -366,7 +367,14 @@ def linear_reconstruction(
     M_prox, residual = _altmin_start(*inputs, altmin_iterations, eps)
     done = jnp.asarray(altmin_iterations + 1, jnp.int32)  # IRLS steps and the prox step
     if maxiter == 0:  # no polish: the prox step's output, its residual as the stopping quantity
-        info = Info(iterations=done, residual=residual, converged=residual <= tol)
+        broke = residual == jnp.finfo(residual.dtype).max  # IRLS had nothing to solve
+        code = jnp.where(
+            broke,
+            RESULTS.breakdown,
+            jnp.where(residual <= tol, RESULTS.successful, RESULTS.max_steps_reached),
+        ).astype(jnp.int32)
+        residual = jnp.where(broke, jnp.nan, residual)
+        info = Info(done, residual, code == RESULTS.successful, code)
         if not isinstance(gradient, Implicit):
             return M_prox, info
         # The solution is M_prox itself (passed as x0, which the implicit VJP treats as

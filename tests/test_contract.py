@@ -173,6 +173,27 @@ def make_reconstruction(dtype):
     return solve, {"Ryx": jnp.asarray(ryx, dtype), "lam": jnp.asarray(0.3, dtype)}
 
 
+def make_altmin(dtype):
+    """linear_reconstruction's default method: IRLS warm start, then FISTA."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 4)) @ rng.standard_normal((4, 200))
+    rxx = x @ x.T / 200 + 0.05 * np.eye(6)
+    ryx = rng.standard_normal((3, 6)) @ rxx
+
+    def solve(theta, gradient, maxiter, tol):
+        return glrjax.linear_reconstruction(
+            jnp.asarray(rxx, dtype),
+            theta["Ryx"],
+            theta["lam"],
+            method="altmin",
+            tol=tol,
+            maxiter=maxiter,
+            gradient=gradient,
+        )
+
+    return solve, {"Ryx": jnp.asarray(ryx, dtype), "lam": jnp.asarray(0.3, dtype)}
+
+
 def make_gem_e_step(dtype):
     from glrjax.gem import e_step
 
@@ -215,6 +236,7 @@ CASES = [
     Case("pgd", _make_proximal("pgd"), "b", ("lam",), 3000, 1e-10),
     Case("fista", _make_proximal("fista"), "b", ("lam",), 3000, 1e-10),
     Case("linear_reconstruction", make_reconstruction, "Ryx", ("lam",), 5000, 1e-10),
+    Case("altmin", make_altmin, "Ryx", ("lam",), 5000, 1e-10),
     Case("gem_e_step", make_gem_e_step, "y", ("sigma", "delta"), 200, 1e-10, fd_steps=4),
 ]
 MODES = {
@@ -374,3 +396,51 @@ def test_implicit_backward_failure_nan_by_default_finite_when_ignored(case):
     assert all(bool(jnp.all(jnp.isnan(v) | (v == 0))) for v in jax.tree_util.tree_leaves(g))
     g = grad(glrjax.Implicit(**failing, on_failure="ignore"))
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree_util.tree_leaves(g))
+
+
+def _tangent(theta, seed):
+    rng = np.random.default_rng(seed)
+    return {k: jnp.asarray(rng.standard_normal(np.shape(v)), v.dtype) for k, v in theta.items()}
+
+
+@pytest.mark.parametrize("mode", list(MODES), ids=list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_forward_mode_equals_reverse_mode(case, mode):
+    """jax.jvp works in every mode and agrees with the VJP: ⟨u, J v⟩ = ⟨Jᵀu, v⟩ (float64)."""
+    solve, theta = case.make(jnp.float64)
+    gradient = MODES[mode]
+    if mode == "implicit":
+        gradient = glrjax.Implicit(tol=1e-12, maxiter=5000)
+
+    def f(t):
+        return solve(t, gradient, case.maxiter, case.tol)[0]
+
+    v = _tangent(theta, 0)
+    x, jv = jax.jit(lambda t, v: jax.jvp(f, (t,), (v,)))(theta, v)
+    u = jnp.asarray(np.random.default_rng(1).standard_normal(x.shape))
+    (jtu,) = jax.vjp(f, theta)[1](u)
+    lhs = float(jnp.vdot(u, jv))
+    rhs = sum(float(jnp.vdot(jtu[k], v[k])) for k in theta)
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_second_order_implicit_against_finite_differences(case):
+    """grad of ⟨∇ℓ(θ), v⟩ under Implicit equals central differences of the gradient."""
+    solve, theta = case.make(jnp.float64)
+    gradient = glrjax.Implicit(tol=1e-12, maxiter=5000)
+
+    def loss(t):
+        return jnp.sum(jnp.sin(solve(t, gradient, 20 * case.maxiter, 1e-14)[0]))
+
+    v = _tangent(theta, 2)
+    hvp = jax.jit(jax.grad(lambda t: sum(jnp.vdot(g, v[k]) for k, g in jax.grad(loss)(t).items())))(
+        theta
+    )
+    g = jax.jit(jax.grad(loss))
+    h = 1e-5
+    plus = g({k: theta[k] + h * v[k] for k in theta})
+    minus = g({k: theta[k] - h * v[k] for k in theta})
+    for k in theta:
+        fd = (plus[k] - minus[k]) / (2 * h)
+        np.testing.assert_allclose(hvp[k], fd, rtol=1e-4, atol=1e-6, err_msg=k)
