@@ -7,11 +7,14 @@ explicit arguments, so gradients reach ``b`` and ``args`` (and, in the unrolled 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from glrjax import _krylov
 from glrjax._eager import cached, validated
@@ -63,6 +66,39 @@ def _check_schedule(s, name: str, maxiter: int, dtype) -> jax.Array | None:
     return s.astype(dtype)
 
 
+def _pytree_rhs(b) -> bool:
+    if isinstance(b, jax.Array | np.ndarray) or np.isscalar(b):
+        return False
+    leaves = jax.tree_util.tree_leaves(b)
+    if not leaves or (isinstance(b, list | tuple) and all(np.isscalar(v) for v in leaves)):
+        return False
+    return True
+
+
+def _cg_on_pytrees(solver):
+    """Let ``cg`` take a pytree ``b`` (and ``x0``): A maps trees shaped like b to such trees."""
+
+    @functools.wraps(solver)
+    def wrapper(A, b, args=None, **kwargs):
+        if not _pytree_rhs(b):
+            return solver(A, b, args, **kwargs)
+        flat, unravel = ravel_pytree(b)
+        if kwargs.get("x0") is not None:
+            kwargs["x0"] = ravel_pytree(kwargs["x0"])[0]
+        precond = kwargs.get("precond")
+        if callable(precond):
+            kwargs["precond"] = lambda r, a: ravel_pytree(precond(unravel(r), a))[0].astype(r.dtype)
+
+        def A_flat(v, a):
+            return ravel_pytree(A(unravel(v), a))[0].astype(v.dtype)
+
+        x, info = solver(A_flat, flat, args, **kwargs)
+        return unravel(x), info
+
+    return wrapper
+
+
+@_cg_on_pytrees
 @cached
 def cg(
     A,

@@ -176,6 +176,13 @@ def primal_dual(
     for name, fn in [("K", K), ("grad_f", grad_f), ("prox_g", prox_g), ("prox_h", prox_h)]:
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be a function, got {type(fn).__name__}.")
+    if isinstance(x0, dict | tuple) or (
+        isinstance(x0, list) and any(hasattr(v, "shape") for v in jax.tree_util.tree_leaves(x0))
+    ):
+        raise TypeError(
+            "primal_dual takes an array x0, not a pytree; flatten it first: "
+            "flat, unravel = jax.flatten_util.ravel_pytree(x0), and unravel inside K/grad_f/prox."
+        )
     x0 = check_solver_array(x0, "x0")
     dtype = x0.dtype
     try:

@@ -37,7 +37,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from glrjax import _krylov
 from glrjax._eager import cached, validated
@@ -104,6 +106,43 @@ def _relative_change(new, old, unit=None):
     num = _krylov.plain_norm((new - old) / unit)
     den = jnp.maximum(_krylov.plain_norm(new / unit), _krylov.plain_norm(old / unit))
     return _krylov.safe_div(num, den), den * unit
+
+
+def _is_pytree_point(x0) -> bool:
+    """A dict/tuple/list holding arrays (not a nested list of numbers, which is array-like)."""
+    if isinstance(x0, jax.Array | np.ndarray) or np.isscalar(x0):
+        return False
+    leaves = jax.tree_util.tree_leaves(x0)
+    if not leaves:
+        return False
+    if isinstance(x0, list | tuple) and all(np.isscalar(v) for v in leaves):
+        return False
+    return True
+
+
+def _on_pytrees(solver):
+    """Let ``solver`` take a pytree ``x0``: solve on the flat vector, return the same tree.
+
+    ``grad_f`` and ``prox`` then receive and return trees shaped like ``x0`` (the proxes of
+    :mod:`glrjax.prox` apply leaf-wise).
+    """
+
+    @functools.wraps(solver)
+    def wrapper(grad_f, prox, x0, *args, **kwargs):
+        if not _is_pytree_point(x0):
+            return solver(grad_f, prox, x0, *args, **kwargs)
+        flat, unravel = ravel_pytree(x0)
+
+        def grad_flat(v, a):
+            return ravel_pytree(grad_f(unravel(v), a))[0].astype(v.dtype)
+
+        def prox_flat(v, p, t):
+            return ravel_pytree(prox(unravel(v), p, t))[0].astype(v.dtype)
+
+        x, info = solver(grad_flat, prox_flat, flat, *args, **kwargs)
+        return unravel(x), info
+
+    return wrapper
 
 
 def _check_problem(grad_f, prox, x0, args, prox_args):
@@ -246,6 +285,7 @@ def _fista_iteration(grad_f, prox, schedule: bool, restart: bool) -> Iteration:
     return _proximal_iteration(init, step, grad_f, prox, schedule)
 
 
+@_on_pytrees
 @cached
 def pgd(
     grad_f,
@@ -304,6 +344,7 @@ def pgd(
     return iterate(it, params, x0, tol=rtol, atol=atol, maxiter=maxiter, gradient=gradient)
 
 
+@_on_pytrees
 @cached
 def fista(
     grad_f,
