@@ -853,3 +853,34 @@ def test_l2g_learns_a_knn_graph_from_smooth_signals():
     w_true = to_vector(jnp.asarray(np.diag(np.diag(lap)) - lap))
     f1 = edge_f1(w * (w >= np.sort(np.asarray(w))[-g.edge_shape[0]]), w_true)
     assert f1 >= 0.8, f1
+
+
+def test_validation_layer_messages_name_the_argument():
+    from glrjax import _validate as v
+
+    assert v.check_int(3, "k", minimum=1) == 3
+    for bad, err in ((True, TypeError), (2.0, TypeError), (np.ones(1), TypeError), (0, ValueError)):
+        with pytest.raises(err, match="k="):
+            v.check_int(bad, "k", minimum=1)
+    v.check_scalar(0.5, "mu", nonnegative=True)
+    for bad, err in (("1", TypeError), (-1.0, ValueError), (float("nan"), ValueError)):
+        with pytest.raises(err, match="mu"):
+            v.check_scalar(bad, "mu", nonnegative=True)
+    with pytest.raises(TypeError, match="mu has dtype"):
+        v.check_scalar(jnp.array(1 + 2j), "mu")
+    jax.jit(lambda m: v.check_scalar(m, "mu", positive=True))(-1.0)  # traced: passes
+    assert v.check_choice("jacobi", "precond", ("jacobi",)) == "jacobi"
+    with pytest.raises(ValueError, match="precond='jac'"):
+        v.check_choice("jac", "precond", ("jacobi",))
+    with pytest.raises(ValueError, match=r"\(\.\.\., maxiter\) = \(\.\.\., 5\)"):
+        v.check_schedule(jnp.ones(4), "alpha", 5)
+    with pytest.raises(TypeError, match="A must be a function"):
+        v.check_callable(3, "A", "A(x, args)")
+
+    def broken(x):
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match=r"user function A raised ValueError .*\(\(3,\)\): boom"):
+        v.call_user(broken, "A", jnp.ones(3))
+    with pytest.raises(ValueError, match="precond='jac'"):
+        glrjax.glr_filter(jnp.ones((3, 3)), GridGraph.window(3, 3, 1), 1.0, precond="jac")
