@@ -67,7 +67,6 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
-from glrjax import graph as _graph
 from glrjax import prox as _prox
 from glrjax._validate import check_float_array, check_maxiter, check_tol
 from glrjax.glr import _check_weights_nonnegative, glr_filter
@@ -78,7 +77,7 @@ from glrjax.gradients import (
     Unrolled,
     check_gradient,
 )
-from glrjax.graph import EdgeGraph, GridGraph
+from glrjax.graph import AbstractGraph, GridGraph, check_graph
 from glrjax.iterate import Info
 from glrjax.proximal import pgd
 
@@ -117,10 +116,7 @@ FLOOR = 1e-3  # the metric D = 1/max(s, FLOOR·mean s)² never divides by a vani
 
 
 def _check_graph(graph, name: str = "graph"):
-    if not isinstance(graph, GridGraph | EdgeGraph):
-        raise TypeError(
-            f"{name} must be a glrjax.GridGraph or glrjax.EdgeGraph, got {type(graph).__name__}."
-        )
+    check_graph(graph, name)
     if graph.batch_shape:
         raise ValueError(
             f"{name} has batch axes {graph.batch_shape}; GEM learns one graph from the samples "
@@ -178,9 +174,7 @@ def _check_terms(terms, graph, name: str = "terms"):
 
 
 def _with_weights(graph, w):
-    if isinstance(graph, GridGraph):
-        return GridGraph(w, graph.offsets, graph.height, graph.width)
-    return EdgeGraph(graph.src, graph.dst, w, graph.num_nodes)
+    return graph.with_weights(w)
 
 
 def _summary(info: Info) -> Info:
@@ -219,26 +213,12 @@ def edge_differences(graph, x):
     >>> edge_differences(g, jnp.array([[0.0, 1.0, 3.0]]))[0].tolist()  # offset (0, 1)
     [[-1.0, -2.0, 0.0]]
     """
-    x = _graph._check_signal(graph, x)
-    if isinstance(graph, GridGraph):
-        mask = _graph._valid_mask(graph.offsets, graph.height, graph.width)
-        shifted = _graph._shifted(x, graph.offsets)
-        d = jnp.stack([x - xs for xs in shifted], axis=-3)
-        return jnp.where(mask, d, jnp.zeros((), d.dtype))
-    return x[..., graph.src] - x[..., graph.dst]
+    return graph.edge_difference(x)
 
 
 def _edge_index(graph):
     """Static node indices (i, j) of every edge entry, shaped like the weights' core."""
-    if isinstance(graph, EdgeGraph):
-        return graph.src, graph.dst
-    h, w = graph.height, graph.width
-    idx = np.arange(h * w).reshape(h, w)
-    src = np.broadcast_to(idx, (len(graph.offsets), h, w)).copy()
-    dst = src.copy()
-    for k, off in enumerate(graph.offsets):
-        s, d = _graph._regions(off, h, w)
-        dst[k][s] = idx[d]  # off the grid, j = i: the term is then exactly 0
+    src, dst = graph.edge_index()  # off the grid i = j = 0: the term is then exactly 0
     return jnp.asarray(src, jnp.int32), jnp.asarray(dst, jnp.int32)
 
 
@@ -310,7 +290,7 @@ def inverse_edge_terms(
     mu = jnp.asarray(mu, dtype)
     n = math.prod(graph.node_shape)
     if route == "dense":
-        a = jnp.eye(n, dtype=dtype) + mu * _graph.to_dense(graph)
+        a = jnp.eye(n, dtype=dtype) + mu * graph.to_dense()
         chol = jnp.linalg.cholesky(a)
         u = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(n, dtype=dtype))
         return _column_terms(graph, u), _exact_info(dtype)
@@ -343,7 +323,7 @@ def probe_variance(graph, mu):
     """
     n = math.prod(graph.node_shape)
     dtype = graph.weights.dtype
-    a = jnp.eye(n, dtype=dtype) + jnp.asarray(mu, dtype) * _graph.to_dense(graph)
+    a = jnp.eye(n, dtype=dtype) + jnp.asarray(mu, dtype) * graph.to_dense()
     inv = jnp.linalg.inv(a)
     i, j = _edge_index(graph)
     b = inv[..., i] - inv[..., j]  # (N,) + edge shape: column b of every edge
@@ -440,7 +420,7 @@ def m_step_objective(graph, terms, delta):
     """
     w = graph.weights
     n = math.prod(graph.node_shape)
-    theta = _graph.to_dense(graph) + jnp.asarray(delta, w.dtype) * jnp.eye(n, dtype=w.dtype)
+    theta = graph.to_dense() + jnp.asarray(delta, w.dtype) * jnp.eye(n, dtype=w.dtype)
     chol = jnp.linalg.cholesky(theta)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
     return logdet - jnp.sum(w * terms)
@@ -515,20 +495,11 @@ def _metric(terms, r0, valid):
 
 def _neighbours(graph):
     """The largest number of neighbours of a node (the unweighted degree of the candidates)."""
-    if isinstance(graph, GridGraph):
-        mask = jnp.asarray(_graph._valid_mask(graph.offsets, graph.height, graph.width))
-        ones = GridGraph(mask.astype(graph.weights.dtype), graph.offsets, graph.height, graph.width)
-    else:
-        ones = EdgeGraph(
-            graph.src, graph.dst, jnp.ones(graph.src.shape, graph.weights.dtype), graph.num_nodes
-        )
-    return jnp.maximum(jnp.max(_graph.degree(ones)), 1.0)
+    return jnp.maximum(jnp.asarray(graph.max_neighbours(), graph.weights.dtype), 1.0)
 
 
 def _valid(graph):
-    if isinstance(graph, GridGraph):
-        return jnp.asarray(_graph._valid_mask(graph.offsets, graph.height, graph.width))
-    return jnp.ones(graph.weights.shape, bool)
+    return jnp.asarray(graph.valid_mask())
 
 
 def m_step(
@@ -548,7 +519,7 @@ def m_step(
     pgd_tol=0.0,
     gradient: GradientMode = Unrolled(),
     cg_gradient: GradientMode = Implicit(),
-) -> tuple[GridGraph | EdgeGraph, Info]:
+) -> tuple[AbstractGraph, Info]:
     """PGD on log det Θ(w) − tr(Θ(w)S̃) − γ‖w‖₀ over w ≥ 0, from the current weights.
 
     Args:
@@ -633,14 +604,14 @@ def marginal_objective(y, graph, sigma, delta, gamma):
     dtype = w.dtype
     n = math.prod(graph.node_shape)
     eye = jnp.eye(n, dtype=dtype)
-    theta = _graph.to_dense(graph) + jnp.asarray(delta, dtype) * eye
+    theta = graph.to_dense() + jnp.asarray(delta, dtype) * eye
     cov = jnp.linalg.inv(theta) + jnp.asarray(sigma, dtype) ** 2 * eye
     chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
     ys = y.reshape(y.shape[0], n).T
     sol = jax.scipy.linalg.solve_triangular(chol, ys, lower=True)
     quad = jnp.sum(sol * sol) / y.shape[0]
-    return -logdet - quad - jnp.asarray(gamma, dtype) * _graph.num_edges(graph)
+    return -logdet - quad - jnp.asarray(gamma, dtype) * graph.num_edges()
 
 
 @functools.partial(
@@ -690,7 +661,7 @@ def _gem_fit(
         else:
             obj = jnp.asarray(jnp.nan, w.dtype)
         change = jnp.linalg.norm(w_new - w) / jnp.maximum(jnp.linalg.norm(w), 1e-30)
-        return w_new, GEMHistory(obj, _graph.num_edges(g_new), change)
+        return w_new, GEMHistory(obj, g_new.num_edges(), change)
 
     w, history = jax.lax.scan(body, graph.weights, None, length=iterations)
     return w, history
@@ -714,7 +685,7 @@ def gem_fit(
     tol=1e-6,
     maxiter: int = 200,
     objective: bool | None = None,
-) -> tuple[GridGraph | EdgeGraph, GEMHistory]:
+) -> tuple[AbstractGraph, GEMHistory]:
     """Learn a sparse GMRF graph from noisy samples by GEM (E-step, then M-step, repeated).
 
     Args:
@@ -996,7 +967,7 @@ def _relative_mu(log_mu, g):
     operator I + μL has its spectrum in [1, 1 + 2μ̄] (Gershgorin), so learned CG steps
     tuned on that interval stay stable on unseen graphs.
     """
-    d_max = jnp.max(_graph.degree(g))
+    d_max = jnp.max(g.degree())
     return jnp.exp(log_mu).astype(g.weights.dtype) / jnp.where(d_max > 0, d_max, 1.0)
 
 
@@ -1006,7 +977,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
     s_count = y.shape[0]
     base = GridGraph.mahalanobis(features, params.q.astype(dtype), config.radius)
     offsets, h, w_ = base.offsets, base.height, base.width
-    valid = jnp.asarray(_graph._valid_mask(offsets, h, w_))
+    valid = jnp.asarray(base.valid_mask())
     delta = jnp.asarray(config.delta, dtype)
     key = jax.random.key(config.probe_seed)
     # One probe set for C and Θ⁻¹: correlated errors cancel in t(Θ⁻¹) − s (see gem_fit).
@@ -1023,13 +994,13 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
     stacked = pc and config.route == "probes"  # C probes ride along in the E-step CG
 
     def graph_of(w):
-        return GridGraph(w, offsets, h, w_)
+        return base.with_weights(w)
 
     def correction_rhs(g, mu):
         # The E-step CG starts from y: x̂ = y + u with (I + μL)u = −μLy. A few steps from
         # zero lose the image's smooth content (their polynomial is far from 1/λ near λ = 1);
         # the correction's right-hand side has none.
-        return -mu * _graph.laplacian_matvec(g, y)
+        return -mu * g.laplacian_matvec(y)
 
     def gem_iteration(w, row):
         log_mu, log_gamma, log_step, ea, eb, ia, ib = row
@@ -1090,7 +1061,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
             maxiter=config.pgd_steps,
             gradient=pgd_mode,
         )
-        return w, (w, _graph.num_edges(graph_of(w)))
+        return w, (w, graph_of(w).num_edges())
 
     if config.remat and isinstance(gradient, Checkpointed):
         gem_iteration = jax.checkpoint(gem_iteration)
@@ -1276,7 +1247,7 @@ def _balanced_log_scale(params, y, features, config):
     ys = y.reshape((-1,) + y.shape[-3:])
     fs = features.reshape((-1,) + features.shape[-3:])
     delta = config.delta
-    valid = jnp.asarray(_graph._valid_mask(_graph.window_offsets(config.radius), *y.shape[-2:]))
+    valid = jnp.asarray(GridGraph.window(*y.shape[-2:], config.radius).valid_mask())
     kw = dict(route="probes", num_probes=config.num_probes, key=config.probe_seed, tol=1e-4)
 
     def one(yk, f):

@@ -176,7 +176,7 @@ def cg(
         if x0.shape != b.shape:
             raise ValueError(f"x0 has shape {x0.shape} but b has shape {b.shape}; make them equal.")
         x0 = x0.astype(b.dtype)
-    out = call_user("A(x, args)", A, b, args, hint=f"x is shaped like b {b.shape}")
+    out = call_user(lambda b, a: jax.eval_shape(A, b, a), "A(x, args)", b, args)
     if not hasattr(out, "shape") or out.shape != b.shape:
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(
