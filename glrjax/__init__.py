@@ -43,6 +43,7 @@ from glrjax.reconstruction import (
     support,
 )
 from glrjax.sharding import shard_batch
+from glrjax.spectral import spectral_clustering
 
 __version__ = "0.1.0"
 
@@ -90,6 +91,8 @@ __all__ = [
     "prox",
     "reconstruction_objective",
     "shard_batch",
+    "spectral",
+    "spectral_clustering",
     "support",
     "to_dense",
     "window_offsets",
