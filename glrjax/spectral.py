@@ -36,6 +36,7 @@ eigenvalue 1: a graph with more than k components cannot be split into k cluster
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import NamedTuple
 
@@ -44,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse.linalg import lobpcg_standard
 
-from glrjax.graph import degree, laplacian_matvec
+from glrjax.graph import EdgeGraph, degree, laplacian_matvec
 
 __all__ = [
     "Dense",
@@ -55,6 +56,7 @@ __all__ = [
     "kmeans",
     "normalized_adjacency_matvec",
     "normalized_laplacian_matvec",
+    "rbf_graph",
     "spectral_clustering",
     "spectral_embedding",
 ]
@@ -130,6 +132,45 @@ def normalized_laplacian_matvec(graph, x):
     return x - normalized_adjacency_matvec(graph, x)
 
 
+def rbf_graph(points, gamma, neighbors: int | None = None) -> EdgeGraph:
+    """An :class:`~glrjax.EdgeGraph` with RBF weights w_ij = exp(−γ‖p_i − p_j‖²).
+
+    Args:
+        points: ``(N, d)`` coordinates (concrete: the edge list is built with numpy).
+        gamma: RBF scale γ > 0 (traced in the weights; gradients reach it and the points).
+        neighbors: None for all N(N−1)/2 pairs (small N), or m for the symmetrised
+            m-nearest-neighbour graph (an edge where either end is among the other's m
+            nearest), O(N·m) edges.
+
+    >>> import jax.numpy as jnp
+    >>> g = rbf_graph(jnp.array([[0.0], [1.0], [3.0]]), 1.0)
+    >>> g.src.tolist(), g.dst.tolist(), g.weights.round(4).tolist()
+    ([0, 0, 1], [1, 2, 2], [0.3679, 0.0, 0.0183])
+    """
+    pts = np.asarray(points)
+    if pts.ndim != 2 or not np.issubdtype(pts.dtype, np.floating):
+        raise ValueError(
+            f"points must be a floating (N, d) array, got {pts.dtype}{list(pts.shape)}."
+        )
+    n = pts.shape[0]
+    if n < 2:
+        raise ValueError(f"points has {n} row; a graph needs at least 2 points.")
+    if neighbors is None:
+        src, dst = np.triu_indices(n, 1)
+    else:
+        m = _check_k(neighbors, n - 1, "neighbors")
+        d2 = np.sum((pts[:, None, :] - pts[None, :, :]) ** 2, axis=-1)
+        np.fill_diagonal(d2, np.inf)
+        nn = np.argpartition(d2, m - 1, axis=1)[:, :m]
+        i = np.repeat(np.arange(n), m)
+        pairs = np.unique(np.sort(np.stack([i, nn.ravel()], 1), axis=1), axis=0)
+        src, dst = pairs[:, 0], pairs[:, 1]
+    p = jnp.asarray(points)
+    d = p[src] - p[dst]
+    w = jnp.exp(-jnp.asarray(gamma, p.dtype) * jnp.sum(d * d, axis=-1))
+    return EdgeGraph(jnp.asarray(src, jnp.int32), jnp.asarray(dst, jnp.int32), w, n)
+
+
 # ----------------------------------------------------------------------------- checks
 def _check_k(k, n: int, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
@@ -177,7 +218,7 @@ def _check_weights(graph) -> None:
 
 # ----------------------------------------------------------------------------- embedding
 def _default_tol(dtype) -> float:
-    return float(100 * jnp.finfo(dtype).eps ** 0.5) if dtype == jnp.float32 else 1e-7
+    return 1e-4 if dtype == jnp.float32 else 1e-8
 
 
 def spectral_embedding(graph, k: int, key=None, *, eigensolver=None, tol=None):
@@ -188,8 +229,8 @@ def spectral_embedding(graph, k: int, key=None, *, eigensolver=None, tol=None):
         k: number of eigenvectors, a Python int in [1, N].
         key: PRNG key of LOBPCG's random start (default ``jax.random.key(0)``).
         eigensolver: :class:`Lobpcg` (default when 5·(k + oversample) < N) or :class:`Dense`.
-        tol: residual ‖A u − λ u‖ under which ``info.converged`` (default 100·√eps in
-            float32, 1e-7 in float64).
+        tol: residual ‖A u − λ u‖ under which ``info.converged`` (default 1e-4 in float32,
+            1e-8 in float64); traced.
 
     Returns:
         ``(U, info)``: orthonormal columns, each signed so its largest-magnitude entry is
@@ -215,6 +256,21 @@ def spectral_embedding(graph, k: int, key=None, *, eigensolver=None, tol=None):
             f"(an instance, not the class)."
         )
 
+    if isinstance(eigensolver, Lobpcg) and not 5 * (k + eigensolver.oversample) < n:
+        raise ValueError(
+            f"Lobpcg needs 5·(k + oversample) < N, got k={k}, oversample="
+            f"{eigensolver.oversample}, N={n}; use eigensolver=Dense() for small graphs."
+        )
+    key = jax.random.key(0) if key is None else key
+    return _embed(graph, key, jnp.asarray(tol, dtype), k=k, shape=shape, eigensolver=eigensolver)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "shape", "eigensolver"))
+def _embed(graph, key, tol, *, k, shape, eigensolver):
+    """The embedding's computation, jitted with the graph as an argument (not constants)."""
+    n = int(np.prod(shape))
+    dtype = tol.dtype
+
     def block(x):  # (N, m) -> (N, m): the normalised adjacency on m columns
         y = normalized_adjacency_matvec(graph, x.T.reshape((x.shape[1],) + shape))
         return y.reshape(x.shape[1], n).T
@@ -226,14 +282,8 @@ def spectral_embedding(graph, k: int, key=None, *, eigensolver=None, tol=None):
         iterations = jnp.zeros((), jnp.int32)
     else:
         m = k + eigensolver.oversample
-        if not 5 * m < n:
-            raise ValueError(
-                f"Lobpcg needs 5·(k + oversample) < N, got k={k}, oversample="
-                f"{eigensolver.oversample}, N={n}; use eigensolver=Dense() for small graphs."
-            )
-        key = jax.random.key(0) if key is None else key
         x0 = jax.random.normal(key, (n, m), dtype)
-        ltol = jnp.asarray(tol, dtype) / (10.0 * n * 4.0)  # its test: r < tol·10n(λ + ‖Av‖)
+        ltol = tol / (10.0 * n * 4.0)  # its test: r < tol·10n(λ + ‖Av‖)
         vals, vecs, iterations = lobpcg_standard(
             lambda x: x + block(x), x0, m=eigensolver.maxiter, tol=ltol
         )
@@ -345,7 +395,11 @@ def kmeans(points, k: int, key, *, n_init: int = 10, maxiter: int = 100, weights
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name}={v!r} must be a Python int >= 1.")
     weights = jnp.ones(n, points.dtype) if weights is None else jnp.asarray(weights, points.dtype)
+    return _kmeans(points, weights, key, k=k, n_init=int(n_init), maxiter=int(maxiter))
 
+
+@functools.partial(jax.jit, static_argnames=("k", "n_init", "maxiter"))
+def _kmeans(points, weights, key, *, k, n_init, maxiter):
     def run(key):
         return _lloyd(points, weights, _kmeans_pp(points, weights, k, key), maxiter)
 
