@@ -75,13 +75,19 @@ def cell(op, hyper, kind: str) -> str:
 def main() -> None:
     jax.config.update("jax_enable_x64", False)
     table = {name: {k: cell(op, hyper, k) for k in KINDS} for name, (op, hyper) in OPS.items()}
-    write("prox_inputs", {"x64": False, "warnings": "error", "table": table})
     kinds = list(KINDS)
+    rows = [
+        {
+            "prox": name,
+            **{k: v if v.startswith(("ok", "n/a")) else v.split(":")[0] for k, v in r.items()},
+        }
+        for name, r in table.items()
+    ]
+    write("prox_inputs", {"x64": False, "warnings": "error", "rows": rows, "messages": table})
     print("| prox | " + " | ".join(kinds) + " |")
     print("|---" * (len(kinds) + 1) + "|")
-    for name, row in table.items():
-        short = [v if v.startswith(("ok", "n/a")) else v.split(":")[0] for v in row.values()]
-        print(f"| {name} | " + " | ".join(short) + " |")
+    for row in rows:
+        print(f"| {row['prox']} | " + " | ".join(row[k] for k in kinds) + " |")
     print("\nerror messages (first line):")
     for name, row in table.items():
         for kind, v in row.items():
