@@ -192,11 +192,11 @@ _MISSING = object()  # the hyperparameter was not passed
 
 
 def _hyper_or_default(hyper, leaf_fn, name):
-    if hyper is not _MISSING:
-        return hyper
     if name is None:  # nonneg: the hyperparameter is unused
         return None
-    raise TypeError(f"{leaf_fn.__name__}() needs {name}, e.g. {leaf_fn.__name__}(x, 0.1).")
+    if hyper is _MISSING or hyper is None:
+        raise TypeError(f"{leaf_fn.__name__}() needs {name}, e.g. {leaf_fn.__name__}(x, 0.1).")
+    return hyper
 
 
 def _separable(leaf_fn, hyper_name: str | None = "lam"):

@@ -493,6 +493,7 @@ def test_list_of_arrays_is_a_pytree_and_list_of_numbers_an_array():
         (lambda: prox.l1(jnp.ones(2), 1j), TypeError, "lam"),
         (lambda: prox.l1({"a": jnp.ones(2)}, {"a": -1.0}), ValueError, "lam"),
         (lambda: prox.l1(jnp.ones(2)), TypeError, "lam"),
+        (lambda: prox.nonneg_l0(jnp.ones(2), None), TypeError, "lam"),
         (lambda: prox.l1(jnp.ones(2), 1.0, "t"), TypeError, "t"),
         (lambda: prox.group_l21(jnp.ones(2), 1.0, axis=prox.WholeTree), TypeError, "WholeTree()"),
         (lambda: prox.group_l21(jnp.ones(2), 1.0, axis="rows"), TypeError, "axis"),
