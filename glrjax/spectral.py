@@ -143,9 +143,9 @@ def rbf_graph(points, gamma, neighbors: int | None = None) -> EdgeGraph:
             nearest), O(N·m) edges.
 
     >>> import jax.numpy as jnp
-    >>> g = rbf_graph(jnp.array([[0.0], [1.0], [3.0]]), 1.0)
+    >>> g = rbf_graph(jnp.array([[0.0], [1.0], [2.0]]), 1.0)
     >>> g.src.tolist(), g.dst.tolist(), g.weights.round(4).tolist()
-    ([0, 0, 1], [1, 2, 2], [0.3679, 0.0, 0.0183])
+    ([0, 0, 1], [1, 2, 2], [0.3679, 0.0183, 0.3679])
     """
     pts = np.asarray(points)
     if pts.ndim != 2 or not np.issubdtype(pts.dtype, np.floating):
