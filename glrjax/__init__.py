@@ -46,6 +46,7 @@ from glrjax.reconstruction import (
     support,
 )
 from glrjax.sharding import shard_batch
+from glrjax.spectral import spectral_clustering
 
 # glrjax.l2g and glrjax.primal_dual stay modules (import glrjax.l2g as m; m.synthetic_dataset)
 # and stay callable as their function of the same name (glrjax.l2g(z, alpha, beta)).
@@ -101,6 +102,8 @@ __all__ = [
     "prox",
     "reconstruction_objective",
     "shard_batch",
+    "spectral",
+    "spectral_clustering",
     "support",
     "to_dense",
     "window_offsets",

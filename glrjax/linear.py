@@ -150,6 +150,14 @@ def cg(
     the CG recurrence, which for a general matrix gives only its symmetric part (see the
     gradient-modes guide).
 
+    A (and ``precond``) must be symmetric positive definite. On an indefinite or
+    non-symmetric operator CG has no convergence guarantee: it may run to ``maxiter``
+    (``converged=False``), break down into NaN, or stop on a small recursively updated
+    residual while the true residual ‖b − Ax‖ is large, so check ``info`` (and, where it
+    matters, ‖b − Ax‖ itself). Under ``Unrolled``/``Checkpointed`` the derivative w.r.t. a
+    matrix parameter M is that of the CG recurrence, which is right only in its symmetric
+    part (M + Mᵀ)/2; ``Implicit`` gives the full ∂/∂M (see the gradient-modes guide).
+
     >>> import jax, jax.numpy as jnp, glrjax
     >>> A = lambda x, a: a * x + jnp.roll(x, 1) + jnp.roll(x, -1)  # SPD for a > 2
     >>> b = jnp.arange(4.0)

@@ -1,6 +1,7 @@
 """Proximal operators against closed forms, brute-force minimisation and Moreau's identity."""
 
 import itertools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -275,3 +276,237 @@ def test_float32_stays_float32_and_jit_vmap_work():
     out = jax.vmap(prox.group_l21, in_axes=(None, 0))(x, lams)
     assert out.shape == (3, 3, 4) and out.dtype == jnp.float32
     np.testing.assert_allclose(out[1], prox.group_l21(x, 1.0), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- input kinds
+class Params(NamedTuple):
+    w: object
+    b: object
+
+
+# (op, hyper, numpy reference on one float64 array, and whether the op is separable)
+NP_REFS = {
+    "l1": (prox.l1, 0.7, lambda x: np_l1(x, 0.7, 0.9)),
+    "l0": (prox.l0, 0.7, lambda x: np.where(x * x > 2 * 0.9 * 0.7, x, 0.0)),
+    "nonneg": (prox.nonneg, None, lambda x: np.maximum(x, 0.0)),
+    "nonneg_l1": (prox.nonneg_l1, 0.7, lambda x: np.maximum(x - 0.9 * 0.7, 0.0)),
+    "nonneg_l0": (
+        prox.nonneg_l0,
+        0.7,
+        lambda x: np.where(np.maximum(x, 0) ** 2 > 2 * 0.9 * 0.7, np.maximum(x, 0), 0.0),
+    ),
+    "box": (prox.box, (-0.5, 1.0), lambda x: np.clip(x, -0.5, 1.0)),
+    "group_l21": (
+        prox.group_l21,
+        0.7,
+        lambda x: np_group_columns(np.atleast_2d(x.T).T, 0.7, 0.9).reshape(x.shape),
+    ),
+}
+X_LIST = [[1.5, -0.2, 0.9], [-2.0, 0.4, 0.1]]
+
+
+@pytest.mark.parametrize("name", sorted(NP_REFS))
+@pytest.mark.parametrize("kind", ["scalar", "int", "list", "np32", "np64", "jax"])
+def test_every_prox_takes_array_likes(name, kind):
+    op, hyper, ref = NP_REFS[name]
+    x = {
+        "scalar": -1.3,
+        "int": -2,
+        "list": X_LIST,
+        "np32": np.asarray(X_LIST, np.float32),
+        "np64": np.asarray(X_LIST, np.float64),
+        "jax": jnp.asarray(X_LIST),
+    }[kind]
+    out = op(x, hyper, 0.9)
+    assert isinstance(out, jax.Array)
+    assert out.dtype == (jnp.float32 if kind == "np32" else jnp.float64)
+    x64 = np.asarray(x, np.float64)
+    np.testing.assert_allclose(out, ref(x64), rtol=1e-6 if kind == "np32" else 1e-14, atol=1e-6)
+
+
+def tree_x():
+    return {
+        "w": jnp.asarray(X_LIST),
+        "p": Params(w=np.asarray([0.3, -1.7]), b=2.5),
+        "l": [np.asarray([[0.2], [-3.0]], np.float32), [0.5, -0.1]],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(NP_REFS))
+def test_every_prox_maps_over_a_pytree_leaf_by_leaf(name):
+    op, hyper, ref = NP_REFS[name]
+    x = tree_x()
+    out = op(x, hyper, 0.9)
+    # A list of numbers is one array leaf; dicts, NamedTuples and lists of arrays are nodes.
+    want_def = jax.tree_util.tree_structure({"w": 0, "p": Params(w=0, b=0), "l": [0, 0]})
+    assert jax.tree_util.tree_structure(out) == want_def
+    assert out["l"][0].dtype == jnp.float32  # each leaf keeps its own dtype
+    got = jax.tree_util.tree_leaves(out)
+    want = [
+        np.asarray(X_LIST),
+        np.asarray([0.3, -1.7]),
+        np.asarray(2.5),
+        np.asarray([[0.2], [-3.0]]),
+        np.asarray([0.5, -0.1]),
+    ]
+    order = jax.tree_util.tree_leaves(
+        {"w": 0, "p": Params(w=1, b=2), "l": [3, 4]}
+    )  # flattening order of the dict
+    for i, g in zip(order, got, strict=True):
+        np.testing.assert_allclose(g, ref(want[i]), rtol=1e-6, atol=1e-6)
+
+
+def test_values_take_array_likes_and_sum_over_pytrees():
+    x = tree_x()
+    allx = np.concatenate(
+        [np.ravel(np.asarray(v, np.float64)) for v in jax.tree_util.tree_leaves(x)]
+    )
+    assert np.isclose(prox.l1_value(x, 0.5), 0.5 * np.abs(allx).sum(), rtol=1e-6)
+    assert np.isclose(prox.l0_value(x, 0.5), 0.5 * np.count_nonzero(allx))
+    assert float(prox.nonneg_value(x)) == np.inf
+    assert float(prox.nonneg_value(jax.tree_util.tree_map(jnp.abs, x))) == 0.0
+    assert float(prox.box_value(x, (-10.0, 10.0))) == 0.0
+    assert float(prox.box_value(x, (-1.0, 10.0))) == np.inf
+    assert np.isclose(prox.l1_value(-1.5, 2.0), 3.0) and np.isclose(prox.l1_value([1, -2], 1), 3)
+    leaves = [np.asarray(X_LIST), np.asarray([0.3, -1.7]), 2.5, [[0.2], [-3.0]], [0.5, -0.1]]
+    gv = sum(np.linalg.norm(np.asarray(v), axis=0 if np.ndim(v) else None).sum() for v in leaves)
+    assert np.isclose(prox.group_l21_value(x, 0.5), 0.5 * gv, rtol=1e-6)
+    whole = prox.group_l21_value(x, 0.5, axis=prox.WholeTree())
+    assert np.isclose(whole, 0.5 * np.linalg.norm(allx), rtol=1e-6)
+
+
+def test_per_leaf_hyperparameters_and_bounds():
+    x = {"a": jnp.asarray([-2.0, 0.5, 3.0]), "b": jnp.asarray([[1.0, -4.0]])}
+    out = prox.l1(x, {"a": 1.0, "b": jnp.asarray([0.5, 2.0])})
+    np.testing.assert_allclose(out["a"], np_l1(np.asarray(x["a"]), 1.0, 1.0))
+    np.testing.assert_allclose(out["b"], [[0.5, -2.0]])
+    # A list of numbers beside a list-shaped x is a per-leaf pytree, not a shared array.
+    a, b = x["a"], x["b"]
+    out = prox.l1([a, b], [1.0, 0.5])
+    np.testing.assert_allclose(out[0], np_l1(np.asarray(a), 1.0, 1.0))
+    np.testing.assert_allclose(out[1], np_l1(np.asarray(b), 0.5, 1.0))
+    # A numpy array is shared by every leaf (broadcast to each).
+    out = prox.l1([b, 2 * b], np.asarray([0.5, 2.0]))
+    np.testing.assert_allclose(out[1], [[1.5, -6.0]])
+    out = prox.box(x, ({"a": 0.0, "b": -1.0}, 1.0))
+    np.testing.assert_allclose(out["a"], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(out["b"], [[1.0, -1.0]])
+    out = prox.box(x, (None, 0.0))  # None: unbounded on that side
+    np.testing.assert_allclose(out["b"], [[0.0, -4.0]])
+    out = prox.group_l21(x, {"a": 0.0, "b": jnp.asarray([0.5, 5.0])})
+    np.testing.assert_allclose(out["a"], x["a"])
+    np.testing.assert_allclose(out["b"], [[0.5, 0.0]])
+
+
+def brute_group(x, lam, t):
+    """One group over all entries: minimise tλ‖u‖ + ½‖u − x‖² with scipy (Powell)."""
+    value = lambda u: lam * np.linalg.norm(u)  # noqa: E731
+    return brute_convex(value, x, t)
+
+
+@pytest.mark.parametrize("lam", [0.5, 3.0, 10.0])
+def test_whole_tree_group_against_brute_force(lam):
+    x = {"w": rand((2, 2), seed=8, scale=1.0), "b": rand(2, seed=9, scale=1.0)}
+    flat = np.concatenate([x["b"], x["w"].ravel()])  # the dict's flattening order
+    u, fmin = brute_group(flat, lam, 0.8)
+    out = prox.group_l21(x, lam, 0.8, axis=prox.WholeTree())
+    ours = np.concatenate([np.asarray(out["b"]), np.asarray(out["w"]).ravel()])
+    value = lambda u: lam * np.linalg.norm(u)  # noqa: E731
+    assert prox_objective(value, ours, flat, 0.8) <= fmin + 1e-12
+    np.testing.assert_allclose(ours, u, atol=1e-5)
+    # For one array, WholeTree is axis=None: the whole array is one group.
+    np.testing.assert_allclose(
+        prox.group_l21(flat, lam, 0.8, axis=prox.WholeTree()),
+        prox.group_l21(flat, lam, 0.8, axis=None),
+        rtol=1e-14,
+    )
+
+
+def test_float64_numpy_with_x64_disabled_converts_without_warning():
+    import warnings
+
+    with jax.enable_x64(False), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x64 = np.asarray(X_LIST, np.float64)
+        for name, (op, hyper, ref) in NP_REFS.items():
+            out = op(x64, hyper, 0.9)
+            assert out.dtype == jnp.float32, name
+            np.testing.assert_allclose(out, ref(x64), rtol=1e-5, atol=1e-6)
+        assert prox.l1(-1.0, np.float64(0.5)).dtype == jnp.float32
+        assert prox.l1_value(x64, np.float64(0.5)).dtype == jnp.float32
+        assert prox.box({"a": x64}, (np.float64(0.0), 1.0))["a"].dtype == jnp.float32
+
+
+def test_jit_vmap_grad_on_pytrees():
+    x = {"w": jnp.asarray(rand((3, 2), seed=10)), "b": jnp.asarray(rand(2, seed=11))}
+    for op, hyper in [(prox.l1, 0.4), (prox.group_l21, 0.4)]:
+        eager = op(x, hyper, 0.8)
+        jitted = jax.jit(op)(x, hyper, 0.8)
+        for k in x:
+            np.testing.assert_allclose(jitted[k], eager[k], rtol=1e-14)
+        lams = jnp.asarray([0.1, 0.4, 2.0])
+        batched = jax.vmap(op, in_axes=(None, 0, None))(x, lams, 0.8)
+        np.testing.assert_allclose(batched["w"][1], eager["w"], rtol=1e-14)
+
+        def loss(x, lam, op=op):
+            return sum(jnp.sum(jnp.sin(v)) for v in jax.tree_util.tree_leaves(op(x, lam, 0.8)))
+
+        check_grads(jax.jit(loss), (x, hyper), order=1, modes=("rev",), eps=1e-6)
+    # Whole-tree grouping: gradients match finite differences, and are finite at a zero tree.
+    whole = lambda x, lam: prox.group_l21(x, lam, 0.8, axis=prox.WholeTree())  # noqa: E731
+    check_grads(jax.jit(whole), (x, 0.4), order=1, modes=("fwd", "rev"), eps=1e-6)
+    zero = jax.tree_util.tree_map(jnp.zeros_like, x)
+    for fn in [whole, lambda x, lam: prox.group_l21(x, lam, 0.8)]:
+        g = jax.grad(
+            lambda x, lam, fn=fn: sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(fn(x, lam))),
+            argnums=(0, 1),
+        )(zero, 0.4)
+        assert all(np.all(np.isfinite(v)) for v in jax.tree_util.tree_leaves(g))
+        np.testing.assert_array_equal(g[0]["w"], 0.0)
+    g = jax.grad(lambda x: prox.group_l21_value(x, 0.4, axis=prox.WholeTree()))(zero)
+    np.testing.assert_array_equal(g["w"], 0.0)
+
+
+def test_list_of_arrays_is_a_pytree_and_list_of_numbers_an_array():
+    a = jnp.asarray([[3.0, 0.0], [4.0, 0.0]])
+    out = prox.group_l21([a, a], 2.5)  # a pytree of two leaves, each with its own columns
+    assert isinstance(out, list) and len(out) == 2
+    np.testing.assert_allclose(out[1], [[1.5, 0.0], [2.0, 0.0]])
+    np.testing.assert_allclose(prox.group_l21([[3.0, 0.0], [4.0, 0.0]], 2.5), out[0])
+
+
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (lambda: prox.l1("abc", 1.0), TypeError, "x is a str"),
+        (lambda: prox.l1(np.array([1.0, "a"], object), 1.0), TypeError, "object array"),
+        (lambda: prox.l1(jnp.ones(2, jnp.complex64), 1.0), TypeError, "complex"),
+        (lambda: prox.nonneg(1 + 2j), TypeError, "complex"),
+        (lambda: prox.l1(jnp.arange(3), 1.0), TypeError, "int"),
+        (lambda: prox.l1({"a": jnp.ones(2), "b": "s"}, 1.0), TypeError, "x['b']"),
+        (lambda: prox.l1([[1.0, 2.0], [3.0]], 1.0), TypeError, "ragged"),
+        (lambda: prox.l1({"a": jnp.ones(2)}, {"b": 1.0}), ValueError, "structure"),
+        (lambda: prox.l1([jnp.ones(2), jnp.ones(3)], [1.0]), ValueError, "structure"),
+        (lambda: prox.box({"a": jnp.ones(2)}, ({"b": 0.0}, 1.0)), ValueError, "bounds[0]"),
+        (lambda: prox.box(jnp.ones(2), 1.0), TypeError, "bounds"),
+        (lambda: prox.l1(jnp.ones(2), "a"), TypeError, "lam"),
+        (lambda: prox.l1(jnp.ones(2), 1j), TypeError, "lam"),
+        (lambda: prox.l1({"a": jnp.ones(2)}, {"a": -1.0}), ValueError, "lam"),
+        (lambda: prox.l1(jnp.ones(2)), TypeError, "lam"),
+        (lambda: prox.nonneg_l0(jnp.ones(2), None), TypeError, "lam"),
+        (lambda: prox.l1(jnp.ones(2), 1.0, "t"), TypeError, "t"),
+        (lambda: prox.group_l21(jnp.ones(2), 1.0, axis=prox.WholeTree), TypeError, "WholeTree()"),
+        (lambda: prox.group_l21(jnp.ones(2), 1.0, axis="rows"), TypeError, "axis"),
+        (
+            lambda: prox.group_l21({"a": jnp.ones(2)}, jnp.ones(2), axis=prox.WholeTree()),
+            ValueError,
+            "one scalar",
+        ),
+        (lambda: prox.l1_value({"a": jnp.ones(2)}, {"b": 1.0}), ValueError, "structure"),
+        (lambda: prox.box_value("x", (0.0, 1.0)), TypeError, "x is a str"),
+    ],
+)
+def test_what_prox_cannot_take_raises_a_clear_error(call, error, match):
+    with pytest.raises(error, match=None) as info:
+        call()
+    assert match in str(info.value), str(info.value)
