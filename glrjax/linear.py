@@ -143,20 +143,13 @@ def cg(
     The problem is solved on b/s (s = max(‖b‖, ‖b − Ax₀‖)) and the answer rescaled — CG is
     homogeneous in (b, x₀) — so b of size 1e-30 or 1e+30 takes the same steps as b.
 
-    A must be symmetric positive definite. On an indefinite or non-symmetric operator CG
-    may stop on a small updated residual while the true one is large (``uncertified``),
-    stall (``max_steps_reached``) or break down (``nonfinite``): ``converged`` is then
-    False. Under Unrolled/Checkpointed the derivative w.r.t. a matrix parameter is that of
-    the CG recurrence, which for a general matrix gives only its symmetric part (see the
-    gradient-modes guide).
-
     A (and ``precond``) must be symmetric positive definite. On an indefinite or
-    non-symmetric operator CG has no convergence guarantee: it may run to ``maxiter``
-    (``converged=False``), break down into NaN, or stop on a small recursively updated
-    residual while the true residual ‖b − Ax‖ is large, so check ``info`` (and, where it
-    matters, ‖b − Ax‖ itself). Under ``Unrolled``/``Checkpointed`` the derivative w.r.t. a
-    matrix parameter M is that of the CG recurrence, which is right only in its symmetric
-    part (M + Mᵀ)/2; ``Implicit`` gives the full ∂/∂M (see the gradient-modes guide).
+    non-symmetric operator CG may stop on a small updated residual while the true one is
+    large (``result == RESULTS.uncertified``), stall (``max_steps_reached``) or break down
+    (``nonfinite``): ``converged`` is then False. Under Unrolled/Checkpointed the
+    derivative w.r.t. a matrix parameter M is that of the CG recurrence, which is right
+    only in its symmetric part (M + Mᵀ)/2; ``Implicit`` gives the full ∂/∂M (see the
+    gradient-modes guide).
 
     >>> import jax, jax.numpy as jnp, glrjax
     >>> A = lambda x, a: a * x + jnp.roll(x, 1) + jnp.roll(x, -1)  # SPD for a > 2
