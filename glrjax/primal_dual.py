@@ -177,7 +177,7 @@ def primal_dual(
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be a function, got {type(fn).__name__}.")
     if isinstance(x0, dict | tuple) or (
-        isinstance(x0, list) and any(hasattr(v, "shape") for v in jax.tree_util.tree_leaves(x0))
+        isinstance(x0, list) and any(jnp.ndim(v) > 0 for v in jax.tree_util.tree_leaves(x0))
     ):
         raise TypeError(
             "primal_dual takes an array x0, not a pytree; flatten it first: "
