@@ -28,6 +28,7 @@ from glrjax.graph import (
     to_dense,
     window_offsets,
 )
+from glrjax.interpolate import glr_interpolate, gtv_interpolate
 from glrjax.iterate import Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
 from glrjax.linear import cg, jacobi
@@ -72,7 +73,9 @@ __all__ = [
     "gem_network",
     "gem_network_init",
     "glr_filter",
+    "glr_interpolate",
     "gtv_denoise",
+    "gtv_interpolate",
     "init_l2g_params",
     "inverse_edge_terms",
     "jacobi",
