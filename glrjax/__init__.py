@@ -5,7 +5,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
-from glrjax import curse, gem, prox
+from glrjax import curse, gem, networks, prox
 from glrjax.gem import (
     GEMNetConfig,
     GEMNetParams,
@@ -32,6 +32,7 @@ from glrjax.interpolate import glr_interpolate, gtv_interpolate
 from glrjax.iterate import Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
 from glrjax.linear import cg, jacobi
+from glrjax.networks import UGLRConfig, UGTVConfig, uglr, uglr_init, ugtv, ugtv_init
 from glrjax.primal_dual import PrimalDual, primal_dual
 from glrjax.proximal import fista, lipschitz, pgd
 from glrjax.reconstruction import (
@@ -59,6 +60,8 @@ __all__ = [
     "L2GParams",
     "PrimalDual",
     "Truncated",
+    "UGLRConfig",
+    "UGTVConfig",
     "Unrolled",
     "cg",
     "correlations",
@@ -87,6 +90,7 @@ __all__ = [
     "linear_reconstruction",
     "lipschitz",
     "m_step",
+    "networks",
     "num_edges",
     "pgd",
     "primal_dual",
@@ -95,5 +99,9 @@ __all__ = [
     "shard_batch",
     "support",
     "to_dense",
+    "uglr",
+    "uglr_init",
+    "ugtv",
+    "ugtv_init",
     "window_offsets",
 ]
