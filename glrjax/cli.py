@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timezone
 
 MODE_NAMES = ("unrolled", "checkpointed", "truncated", "implicit")
-PROBLEMS = ("all", "glr", "fista", "gem")
+PROBLEMS = ("all", "glr", "fista", "gem", "uglr")
 ITER_PRESETS = {"small": 20, "default": 100, "large": 400}
 SWEEPS = {  # iteration counts of the memory sweep and of the curse-of-unrolling curves
     "small": ([5, 10, 20], [2, 5, 10, 20]),
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         choices=PROBLEMS,
         help="which solver case(s) to run: glr (CG GLR filter), fista (group-l21), gem (unrolled "
-        "GEM network) or all (default: all)",
+        "GEM network), uglr (unrolled uGLR network) or all (default: all)",
     )
     cmp.add_argument(
         "--modes",
@@ -139,6 +139,8 @@ def _cases(problem: str, size: int, dtype):
     if hasattr(c, "gem_case"):
         builders["gem"] = lambda: c.gem_case(size=min(size, 16), dtype=dtype)
     # (the GEM case is capped at 16×16: its reference is finite differences)
+    if hasattr(c, "uglr_case"):  # 2 layers; its reference is a dense solve per layer
+        builders["uglr"] = lambda: c.uglr_case(size=min(size, 16), dtype=dtype)
     names = list(builders) if problem == "all" else [problem]
     missing = [n for n in names if n not in builders]
     if missing:

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glrjax
@@ -20,19 +20,22 @@ from glrjax.networks import (
     ugtv_init,
 )
 
+_GRAPH = jax.jit(normalized_graph, static_argnums=2)
 
+
+@settings(max_examples=15)
 @given(
-    h=st.integers(2, 5),
-    w=st.integers(2, 5),
-    c=st.integers(1, 3),
-    radius=st.integers(1, 2),
+    radius=st.sampled_from([1, 2]),
+    scale=st.floats(0.01, 3.0),
     seed=st.integers(0, 2**16),
 )
-def test_normalized_graph_is_symmetrised_softmax_with_psd_laplacian(h, w, c, radius, seed):
+def test_normalized_graph_is_symmetrised_softmax_with_psd_laplacian(radius, scale, seed):
+    # fixed shapes (one compilation per radius); random features, metric and scale
+    h, w, c = 4, 5, 2
     rng = np.random.default_rng(seed)
-    f = rng.standard_normal((c, h, w))
+    f = scale * rng.standard_normal((c, h, w))
     q = rng.standard_normal((c, c))
-    g = normalized_graph(jnp.asarray(f), jnp.asarray(q), radius)
+    g = _GRAPH(jnp.asarray(f), jnp.asarray(q), radius)
     # Independent numpy construction: u_ij = exp(-|Q^T(f_i - f_j)|^2) on the window,
     # a_ij = u_ij / sum_j u_ij, w_ij = (a_ij + a_ji) / 2.
     n = h * w
@@ -54,7 +57,7 @@ def test_normalized_graph_is_symmetrised_softmax_with_psd_laplacian(h, w, c, rad
     assert float(jnp.abs(ones).max()) <= 1e-12
 
 
-def _problem(c=1, h=6, w=6, batch=2, seed=0, dtype=jnp.float64):
+def _problem(c=1, h=5, w=5, batch=2, seed=0, dtype=jnp.float64):
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 1, w)
     clean = np.stack([np.sin(3 * t[None] + (b + 1) * t[:, None] * 2) for b in range(batch)])
@@ -66,14 +69,14 @@ def _problem(c=1, h=6, w=6, batch=2, seed=0, dtype=jnp.float64):
 
 
 def test_shapes_dtypes_and_parameter_count():
-    cfg = UGLRConfig(layers=3, channels=3, features=2, hidden=5, depth=3, maxiter=4)
+    cfg = UGLRConfig(layers=2, channels=3, features=2, hidden=5, depth=3, maxiter=2)
     p = uglr_init(jax.random.key(0), cfg)
     per_layer = (9 * 3 * 5 + 5) + (9 * 5 * 5 + 5) + (9 * 5 * 2 + 2) + 2 * 2 + 1
-    assert num_params(p) == 3 * per_layer
+    assert num_params(p) == 2 * per_layer
     y, mask = _problem(c=3, dtype=jnp.float32)
     x, info = uglr(p, y, mask, cfg)
     assert x.shape == y.shape and x.dtype == jnp.float32
-    assert info.iterations.shape == (3, 2, 3)  # layers × batch × channels
+    assert info.iterations.shape == (2, 2, 3)  # layers × batch × channels
     x64, _ = uglr(p, y.astype(jnp.float64), mask, cfg)
     assert x64.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(x64), np.asarray(x), atol=1e-4)
@@ -111,7 +114,7 @@ def test_bilinear_is_exact_on_linear_images():
 MODES = [
     glrjax.Unrolled(),
     glrjax.Checkpointed(every=7),
-    glrjax.Truncated(last=60),  # >= the steps taken: exact
+    glrjax.Truncated(last=30),  # >= the steps taken: exact
     glrjax.Implicit(tol=1e-12, maxiter=500),
 ]
 
@@ -136,7 +139,7 @@ def _directional(loss, theta, seed, eps=1e-6):
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: type(m).__name__)
 def test_uglr_gradients_match_finite_differences(mode):
-    cfg = UGLRConfig(layers=2, channels=1, hidden=3, features=2, maxiter=60, tol=1e-12)
+    cfg = UGLRConfig(layers=2, channels=1, hidden=3, features=2, maxiter=30, tol=1e-12)
     y, mask = _problem(batch=1)
     target = y + 0.1
     p = uglr_init(jax.random.key(1), cfg, jnp.float64)
