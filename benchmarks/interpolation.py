@@ -2,7 +2,7 @@
 
 uGLR (:func:`glrjax.networks.uglr`; feature CNN 1→8→8→3 per layer, normalised radius-1
 graph) on 2× interpolation of a batch of 2 built-in 16×16 images, float32, for
-L ∈ {4, 8} layers × K ∈ {10, 50} CG steps per layer (tol = 0: exactly K steps) and each
+L ∈ {4, 8} layers × K ∈ {10, 50} CG steps per layer at most (tol 1e-6) and each
 gradient mode (Unrolled, Checkpointed(√K), Truncated(K/4), Implicit). Per row: the time of
 one forward+backward (the training step's cost; Adam's update is negligible), XLA's
 temporary memory of the compiled step, and the relative error of the gradient w.r.t. all

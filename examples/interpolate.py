@@ -140,7 +140,7 @@ def residual_cnn(params, y, mask):
 def make_models(channels, layers, key):
     """name -> (params, apply(params, y, mask) -> x, learning rate)."""
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    gcfg = UGLRConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=10)
+    gcfg = UGLRConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=10, tol=0.0)
     tcfg = UGTVConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=15)
     models = {
         "uGLR": (uglr_init(k1, gcfg), lambda p, y, m: uglr(p, y, m, gcfg)[0], 1e-2),

@@ -30,7 +30,12 @@ __all__ = ["UGLRConfig", "uglr", "uglr_init"]
 
 
 class UGLRConfig(NamedTuple):
-    """Static architecture of uGLR (hashable: pass it as a static argument)."""
+    """Static architecture of uGLR (hashable: pass it as a static argument).
+
+    ``tol = 0`` makes every layer take exactly ``maxiter`` CG steps; in float32, steps taken
+    long after convergence drive r·r towards underflow and the unrolled backward to NaN
+    (measured at K = 50 on 16×16), so the default stops (freezes) at tol = 1e-6.
+    """
 
     layers: int = 4  # L: unrolled layers, each with its own graph, μ and feature CNN
     channels: int = 3  # C: image channels (3 for RGB, 1 for grey)
@@ -39,7 +44,7 @@ class UGLRConfig(NamedTuple):
     depth: int = 3  # conv layers of each feature CNN (3×3 kernels)
     radius: int = 1  # window radius of each layer's graph (8 neighbours for 1)
     maxiter: int = 10  # K: CG steps per layer
-    tol: float = 0.0  # CG tolerance (0: always K steps, a fixed-depth network)
+    tol: float = 1e-6  # CG tolerance; converged steps are frozen (see below)
 
 
 _DEFAULT = UGLRConfig()
