@@ -181,3 +181,11 @@ def test_bad_inputs_name_the_argument():
         uglr_init(jax.random.key(0), cfg._replace(layers=0))
     with pytest.raises(ValueError, match="no observed pixel"):
         uglr(p, y, jnp.zeros_like(mask), cfg)
+
+
+def test_uglr_compare_case_matches_its_dense_reference_when_converged():
+    from glrjax.compare import measure, uglr_case
+
+    case = uglr_case(size=6, layers=2, batch=1, dtype=jnp.float64)
+    row = measure(case, glrjax.Implicit(tol=1e-12, maxiter=500), maxiter=60, repeats=1)
+    assert row["converged"] and row["grad_error"] < 1e-7, row
