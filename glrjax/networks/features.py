@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from glrjax._validate import check_float_array
-from glrjax.graph import GridGraph, degree
+from glrjax.graph import GridGraph, window_offsets
 
 __all__ = [
     "bilinear_interpolate",
@@ -101,30 +101,52 @@ def _shift(a, dy: int, dx: int, fill):
 def normalized_graph(features, q, radius: int = 1) -> GridGraph:
     """The normalised, symmetrised feature graph of one layer of uGLR/uGTV.
 
-    With u_ij = exp(−‖Qᵀ(f_i − f_j)‖²) on the window graph (:meth:`GridGraph.mahalanobis`)
-    and s_i = Σ_j u_ij, the row-normalised affinity a_ij = u_ij / s_i is a softmax of the
-    negative distances over i's neighbours — self-attention with keys = queries = Qᵀf.
-    It is asymmetric (a_ij ≠ a_ji); the graph uses w_ij = ½(a_ij + a_ji) =
-    ½u_ij(1/s_i + 1/s_j), symmetric and non-negative, so L = D − W is symmetric PSD and
-    L·1 = 0.
+    With d_ij = ‖Qᵀ(f_i − f_j)‖² on the window graph and u_ij = exp(−d_ij) (the weights
+    of :meth:`GridGraph.mahalanobis`), the row-normalised affinity a_ij = u_ij / Σ_k u_ik
+    is a softmax of the negative distances over i's neighbours — self-attention with
+    keys = queries = Qᵀf. It is asymmetric (a_ij ≠ a_ji); the graph uses
+    w_ij = ½(a_ij + a_ji), symmetric and non-negative, so L = D − W is symmetric PSD and
+    L·1 = 0. The softmax subtracts each pixel's smallest distance first, so distant
+    features (all u_ik underflowing) give finite weights and gradients.
 
     Args:
         features: ``(..., C, H, W)``; q: ``(C, M)``; radius: window radius.
 
-    >>> import jax.numpy as jnp
+    >>> import jax.numpy as jnp, glrjax
     >>> g = normalized_graph(jnp.zeros((2, 5, 5)), jnp.eye(2), radius=1)
-    >>> round(float(degree(g)[2, 2]), 6)   # an interior pixel: its 8 affinities sum to 1
+    >>> round(float(glrjax.degree(g)[2, 2]), 6)   # an interior pixel: its 8 affinities sum to 1
     1.0
     """
-    g = GridGraph.mahalanobis(features, q, radius)
-    s = degree(g)
-    s = jnp.where(s > 0, s, 1.0)
-    inv = 1.0 / s
-    w = [
-        0.5 * g.weights[..., k, :, :] * (inv + _shift(inv, dy, dx, 1.0))
-        for k, (dy, dx) in enumerate(g.offsets)
+    features = check_float_array(features, "features")
+    q = check_float_array(q, "q")
+    if features.ndim < 3 or q.ndim != 2 or q.shape[0] != features.shape[-3]:
+        raise ValueError(
+            f"features {features.shape} and q {q.shape}: need features (..., C, H, W) and "
+            "q (C, M) with the same C."
+        )
+    dtype = jnp.result_type(features, q)
+    g = jnp.einsum("...chw,cm->...mhw", features.astype(dtype), q.astype(dtype))
+    h, w = g.shape[-2:]
+    offsets = window_offsets(radius)
+    far = jnp.asarray(1e4, dtype)  # off-grid "distance": exp(-far) = 0, no inf arithmetic
+    fwd, valid = [], []
+    for dy, dx in offsets:  # d of the edge p -> p + o_k, stored at p
+        ok = np.zeros((h, w), bool)
+        ok[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = True
+        diff = g - _shift(g, dy, dx, 0.0)
+        fwd.append(jnp.where(ok, jnp.sum(diff * diff, axis=-3), far))
+        valid.append(ok)
+    bwd = [_shift(d, -dy, -dx, far) for d, (dy, dx) in zip(fwd, offsets, strict=True)]
+    dist = jnp.stack(fwd + bwd)  # (2K, ..., H, W): every neighbour of every pixel
+    low = jax.lax.stop_gradient(jnp.min(dist, axis=0))  # softmax is shift invariant
+    e = jnp.exp(-(dist - low))
+    a = e / jnp.sum(e, axis=0)  # a[k](p) = a_{p -> p + o_k}; a[K + k](p) = a_{p -> p - o_k}
+    n = len(offsets)
+    weights = [
+        jnp.where(valid[k], 0.5 * (a[k] + _shift(a[n + k], dy, dx, 0.0)), 0.0)
+        for k, (dy, dx) in enumerate(offsets)
     ]
-    return GridGraph.window(g.height, g.width, radius, jnp.stack(w, axis=-3))
+    return GridGraph.window(h, w, radius, jnp.stack(weights, axis=-3))
 
 
 def bilinear_interpolate(y, mask):
