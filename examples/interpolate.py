@@ -140,7 +140,7 @@ def residual_cnn(params, y, mask):
 def make_models(channels, layers, key):
     """name -> (params, apply(params, y, mask) -> x, learning rate)."""
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    gcfg = UGLRConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=10, tol=0.0)
+    gcfg = UGLRConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=10, tol=1e-6)
     tcfg = UGTVConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=15)
     models = {
         "uGLR": (uglr_init(k1, gcfg), lambda p, y, m: uglr(p, y, m, gcfg)[0], 1e-2),
@@ -168,7 +168,8 @@ def psnr(x, clean):
 
 
 def train(params, apply, lr, data, mask, steps, batch, progress, task):
-    opt = optax.adam(lr)
+    # a step whose gradient is not finite is skipped and counted (reported in the JSON)
+    opt = optax.apply_if_finite(optax.adam(lr), max_consecutive_errors=1000)
     state = opt.init(params)
     mask_b = jnp.asarray(mask[:batch])
 
@@ -190,7 +191,8 @@ def train(params, apply, lr, data, mask, steps, batch, progress, task):
         params, state, value = step(params, state, jnp.asarray(data[idx]))
         losses.append(float(value))
         progress.advance(task)
-    return params, losses, time.perf_counter() - t0
+    skipped = int(state.total_notfinite)
+    return params, losses, time.perf_counter() - t0, skipped
 
 
 def evaluate(apply, params, clean, mask, sigma, seed=0):
@@ -242,7 +244,7 @@ def main():
             outputs = {"bilinear": x_bil}
             for name, (params, apply, lr) in models.items():
                 task = progress.add_task(f"{tname} · {name}", total=args.steps)
-                params, losses, secs = train(
+                params, losses, secs, skipped = train(
                     params, apply, lr, tr_c, tmask, args.steps, batch, progress, task
                 )
                 x, p0 = evaluate(apply, params, te_c, emask, 0.0)
@@ -253,6 +255,7 @@ def main():
                     "psnr_noisy": pn,
                     "train_s": secs,
                     "final_loss": losses[-1],
+                    "skipped_nonfinite_steps": skipped,
                 }
                 if name in ("uGLR", "uGTV"):
                     rows[name]["mu"] = np.exp(np.asarray(params.log_mu)).tolist()
