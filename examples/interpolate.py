@@ -14,7 +14,7 @@ chelsea and rocket; test images: scikit-learn's china and flower (split by image
 Covariate shift: every model is trained on noiseless observations and also tested with
 Gaussian noise added to the observed pixels; the table reports each model's PSNR drop.
 
-    python examples/interpolate.py [--smoke] [--out examples/out] [--steps 300]
+    python examples/interpolate.py [--smoke] [--out examples/out] [--steps 200]
 
 Writes interpolate.json, interpolate.png (input / bilinear / uGLR / uGTV / CNN / ground
 truth with a zoom) and interpolate_params.png (PSNR vs parameter count) to ``--out``.
@@ -59,13 +59,13 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny, fast run (CI)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
-    p.add_argument("--steps", type=int, default=None, help="Adam steps per model (smoke 3)")
+    p.add_argument("--steps", type=int, default=None, help="Adam steps per model (200; smoke 3)")
     p.add_argument("--patch", type=int, default=None, help="training patch side (24; smoke 12)")
     p.add_argument("--layers", type=int, default=None, help="unrolled layers L (4; smoke 2)")
     p.add_argument("--noise", type=float, default=0.05, help="test noise σ for covariate shift")
     args = p.parse_args()
     args.smoke = args.smoke or os.environ.get("GLRJAX_SMOKE", "") not in ("", "0")
-    args.steps = args.steps or (3 if args.smoke else 300)
+    args.steps = args.steps or (3 if args.smoke else 200)
     args.patch = args.patch or (12 if args.smoke else 24)
     args.layers = args.layers or (2 if args.smoke else 4)
     return args
