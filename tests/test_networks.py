@@ -183,6 +183,7 @@ def test_bad_inputs_name_the_argument():
         uglr(p, y, jnp.zeros_like(mask), cfg)
 
 
+@pytest.mark.slow  # 60 CG steps x 2 layers compiled under Implicit: the slowest case here
 def test_uglr_compare_case_matches_its_dense_reference_when_converged():
     from glrjax.compare import measure, uglr_case
 
