@@ -5,7 +5,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
-from glrjax import curse, gem, prox
+from glrjax import curse, gem, networks, prox
 from glrjax._module import make_callable
 from glrjax.gem import (
     GEMNetConfig,
@@ -31,9 +31,11 @@ from glrjax.graph import (
     to_dense,
     window_offsets,
 )
+from glrjax.interpolate import glr_interpolate, gtv_interpolate
 from glrjax.iterate import RESULTS, Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g_unrolled
 from glrjax.linear import cg, jacobi
+from glrjax.networks import UGLRConfig, UGTVConfig, uglr, uglr_init, ugtv, ugtv_init
 from glrjax.primal_dual import PrimalDual
 from glrjax.proximal import fista, lipschitz, pgd
 from glrjax.reconstruction import (
@@ -69,6 +71,8 @@ __all__ = [
     "PrimalDual",
     "RESULTS",
     "Truncated",
+    "UGLRConfig",
+    "UGTVConfig",
     "Unrolled",
     "cg",
     "correlations",
@@ -83,7 +87,9 @@ __all__ = [
     "gem_network",
     "gem_network_init",
     "glr_filter",
+    "glr_interpolate",
     "gtv_denoise",
+    "gtv_interpolate",
     "init_l2g_params",
     "inverse_edge_terms",
     "jacobi",
@@ -96,6 +102,7 @@ __all__ = [
     "linear_reconstruction",
     "lipschitz",
     "m_step",
+    "networks",
     "num_edges",
     "pgd",
     "primal_dual",
@@ -106,5 +113,9 @@ __all__ = [
     "spectral_clustering",
     "support",
     "to_dense",
+    "uglr",
+    "uglr_init",
+    "ugtv",
+    "ugtv_init",
     "window_offsets",
 ]

@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timezone
 
 MODE_NAMES = ("unrolled", "checkpointed", "truncated", "implicit")
-PROBLEMS = ("all", "glr", "fista", "gem")
+PROBLEMS = ("all", "glr", "fista", "gem", "uglr")
 ITER_PRESETS = {"small": 20, "default": 100, "large": 400}
 SWEEPS = {  # iteration counts of the memory sweep and of the curse-of-unrolling curves
     "small": ([5, 10, 20], [2, 5, 10, 20]),
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         choices=PROBLEMS,
         help="which solver case(s) to run: glr (CG GLR filter), fista (group-l21), gem (unrolled "
-        "GEM network) or all (default: all)",
+        "GEM network), uglr (unrolled uGLR network; not part of all) or all (default: all: "
+        "glr, fista, gem)",
     )
     cmp.add_argument(
         "--modes",
@@ -140,6 +141,11 @@ def _cases(problem: str, size: int, dtype):
         builders["gem"] = lambda: c.gem_case(size=min(size, 16), dtype=dtype)
     # (the GEM case is capped at 16×16: its reference is finite differences)
     names = list(builders) if problem == "all" else [problem]
+    # uGLR (2 layers, a dense float64 solve per layer as reference) only on request: in
+    # float32 its Implicit backward CG stalls above tol 1e-8 (an honest NaN row), and it
+    # would lengthen the default run. Full setting: benchmarks/interpolation.py.
+    if hasattr(c, "uglr_case"):
+        builders["uglr"] = lambda: c.uglr_case(size=min(size, 16), dtype=dtype)
     missing = [n for n in names if n not in builders]
     if missing:
         raise SystemExit(f"--problem {problem}: not available in this version")

@@ -41,6 +41,7 @@ __all__ = [
     "memory_sweep",
     "mode_label",
     "relative_error",
+    "uglr_case",
 ]
 
 
@@ -235,6 +236,73 @@ def gem_case(size: int = 16, dtype=jnp.float32) -> Case:
             return gem_reference_gradient(theta, size)
 
     return Case(f"GEM network {size}x{size}, batch 4", "gem", loss, theta, reference, scale=0.3)
+
+
+def uglr_dense_loss(params, y, mask, clean, config):
+    """The uGLR network with every layer solved exactly (dense ``solve``), its MSE to ``clean``.
+
+    Same features, normalised graphs and μ as :func:`glrjax.networks.uglr`, but each
+    layer's (HᵀH + μL)x = Hᵀy is solved by ``jnp.linalg.solve`` on the dense Laplacian
+    (:func:`~glrjax.to_dense`) instead of CG, so autodiff of it is the exact gradient of
+    the converged network. For small grids (N² memory) in float64.
+    """
+    from glrjax.networks import bilinear_interpolate, cnn_apply, normalized_graph
+
+    x = bilinear_interpolate(y, mask)
+    m = mask.astype(y.dtype)
+    n = y.shape[-1] * y.shape[-2]
+    for layer in range(config.layers):
+        p = jax.tree_util.tree_map(lambda a, layer=layer: a[layer], params)
+        g = normalized_graph(cnn_apply(p.cnn, x), p.q.astype(y.dtype), config.radius)
+        lap = to_dense(g)[..., None, :, :]  # one graph per image, shared by its channels
+        a = jnp.exp(p.log_mu).astype(y.dtype) * lap + jax.vmap(jnp.diag)(m.reshape(-1, n)).reshape(
+            m.shape[:-2] + (n, n)
+        )
+        x = jnp.linalg.solve(a, (m * y).reshape(m.shape[:-2] + (n, 1)))[..., 0].reshape(y.shape)
+    return jnp.mean((x - clean) ** 2)
+
+
+def uglr_case(size: int = 16, layers: int = 2, batch: int = 2, dtype=jnp.float32) -> Case:
+    """The unrolled uGLR network (seed 001) on 2× interpolation of the built-in images.
+
+    ``layers`` layers of :func:`glrjax.networks.uglr` (feature CNN 1→8→8→3, normalised
+    radius-1 graph, at most K CG steps each, tol 1e-6 in float32) on a
+    batch of ``size``×``size`` piecewise-smooth images, every other row and column
+    observed; loss = MSE to the clean images; θ = the network's parameters. Reference: the
+    same network with every layer solved exactly by a dense float64 solve
+    (:func:`uglr_dense_loss`), differentiated by autodiff: the error mixes CG's truncation
+    at K with each mode's gradient error. CG's cap is ``round(0.1·K)`` per layer (scale).
+    """
+    from glrjax.networks import UGLRConfig, uglr, uglr_init
+
+    clean64 = np.stack([piecewise_smooth(size, seed=10 + i) for i in range(batch)])[:, None]
+    clean64 = clean64.astype(np.float64)
+    mask = np.zeros(clean64.shape, bool)
+    mask[..., ::2, ::2] = True
+    # tol > 0 freezes converged CG steps: float32 CG run on past convergence (tol = 0)
+    # drives r·r to ~1e-26 and its unrolled backward overflows to NaN at K = 50.
+    tol = 1e-6 if jnp.dtype(dtype) == jnp.float32 else 1e-12
+    base = UGLRConfig(layers=layers, channels=1, hidden=8, features=3, radius=1, tol=tol)
+    params = uglr_init(jax.random.key(0), base, jnp.float32)
+    theta = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+    y = jnp.asarray(clean64 * mask, dtype)
+    clean = jnp.asarray(clean64, dtype)
+    mask_j = jnp.asarray(mask)
+
+    def loss(params, mode, maxiter):
+        x, info = uglr(params, y, mask_j, base._replace(maxiter=maxiter), gradient=mode)
+        return jnp.mean((x - clean) ** 2), info
+
+    def reference():
+        with jax.enable_x64(True):
+            p = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), theta)
+            g = jax.grad(uglr_dense_loss)(
+                p, jnp.asarray(clean64 * mask), mask_j, jnp.asarray(clean64), base
+            )
+            return jax.tree_util.tree_map(np.asarray, g)
+
+    name = f"uGLR network {size}x{size}, L={layers}, batch {batch}"
+    return Case(name, "uglr", loss, theta, reference, scale=0.1)
 
 
 def memory_sweep(case: Case, modes: list[GradientMode], maxiters: list[int]) -> list[dict]:

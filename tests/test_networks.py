@@ -1,0 +1,192 @@
+"""uGLR/uGTV networks: the normalised graph, shapes, parameter count, compilation, FD gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import glrjax
+from glrjax.networks import (
+    UGLRConfig,
+    UGTVConfig,
+    bilinear_interpolate,
+    normalized_graph,
+    num_params,
+    uglr,
+    uglr_init,
+    ugtv,
+    ugtv_init,
+)
+
+_GRAPH = jax.jit(normalized_graph, static_argnums=2)
+
+
+@settings(max_examples=15)
+@given(
+    radius=st.sampled_from([1, 2]),
+    scale=st.floats(0.01, 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_normalized_graph_is_symmetrised_softmax_with_psd_laplacian(radius, scale, seed):
+    # fixed shapes (one compilation per radius); random features, metric and scale
+    h, w, c = 4, 5, 2
+    rng = np.random.default_rng(seed)
+    f = scale * rng.standard_normal((c, h, w))
+    q = rng.standard_normal((c, c))
+    g = _GRAPH(jnp.asarray(f), jnp.asarray(q), radius)
+    # Independent numpy construction: u_ij = exp(-|Q^T(f_i - f_j)|^2) on the window,
+    # a_ij = u_ij / sum_j u_ij, w_ij = (a_ij + a_ji) / 2.
+    n = h * w
+    proj = np.einsum("chw,cm->hwm", f, q).reshape(n, -1)
+    rows, cols = np.divmod(np.arange(n), w)
+    near = (np.abs(rows[:, None] - rows[None]) <= radius) & (
+        np.abs(cols[:, None] - cols[None]) <= radius
+    )
+    np.fill_diagonal(near, False)
+    u = np.where(near, np.exp(-((proj[:, None] - proj[None]) ** 2).sum(-1)), 0.0)
+    a = u / np.maximum(u.sum(1, keepdims=True), 1e-300)
+    wref = 0.5 * (a + a.T)
+    lap_ref = np.diag(wref.sum(1)) - wref
+    lap = np.asarray(glrjax.to_dense(g))
+    np.testing.assert_allclose(lap, lap_ref, atol=1e-12)
+    np.testing.assert_allclose(lap, lap.T, atol=0)
+    assert np.linalg.eigvalsh(lap).min() >= -1e-12
+    ones = glrjax.laplacian_matvec(g, jnp.ones((h, w)))
+    assert float(jnp.abs(ones).max()) <= 1e-12
+
+
+def _problem(c=1, h=5, w=5, batch=2, seed=0, dtype=jnp.float64):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, w)
+    clean = np.stack([np.sin(3 * t[None] + (b + 1) * t[:, None] * 2) for b in range(batch)])
+    clean = np.repeat(clean[:, None], c, axis=1) + 0.05 * rng.standard_normal((batch, c, h, w))
+    mask = np.zeros((batch, c, h, w), bool)
+    mask[..., ::2, ::2] = True
+    mask[..., 1::2, 1::2] = rng.random(mask[..., 1::2, 1::2].shape) < 0.5
+    return jnp.asarray(clean, dtype), jnp.asarray(mask)
+
+
+def test_shapes_dtypes_and_parameter_count():
+    cfg = UGLRConfig(layers=2, channels=3, features=2, hidden=5, depth=3, maxiter=2)
+    p = uglr_init(jax.random.key(0), cfg)
+    per_layer = (9 * 3 * 5 + 5) + (9 * 5 * 5 + 5) + (9 * 5 * 2 + 2) + 2 * 2 + 1
+    assert num_params(p) == 2 * per_layer
+    y, mask = _problem(c=3, dtype=jnp.float32)
+    x, info = uglr(p, y, mask, cfg)
+    assert x.shape == y.shape and x.dtype == jnp.float32
+    assert info.iterations.shape == (2, 2, 3)  # layers × batch × channels
+    x64, _ = uglr(p, y.astype(jnp.float64), mask, cfg)
+    assert x64.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(x64), np.asarray(x), atol=1e-4)
+    xt, _ = ugtv(
+        ugtv_init(jax.random.key(0), UGTVConfig(**cfg._asdict())),
+        y,
+        mask,
+        UGTVConfig(**cfg._asdict()),
+    )
+    assert xt.shape == y.shape and xt.dtype == jnp.float32
+
+
+def test_no_recompilation_when_parameters_change():
+    cfg = UGLRConfig(layers=2, channels=1, hidden=4, maxiter=3)
+    y, mask = _problem(dtype=jnp.float32)
+    f = jax.jit(lambda p, y: uglr(p, y, mask, cfg)[0])
+    p1 = uglr_init(jax.random.key(0), cfg)
+    p2 = jax.tree_util.tree_map(lambda a: a * 1.1, p1)._replace(
+        log_mu=jnp.log(jnp.array([2.0, 0.1], jnp.float32))
+    )
+    x1, x2 = f(p1, y), f(p2, y)
+    assert f._cache_size() == 1
+    assert not np.allclose(np.asarray(x1), np.asarray(x2))
+
+
+def test_bilinear_is_exact_on_linear_images():
+    yy, xx = np.meshgrid(np.arange(7.0), np.arange(9.0), indexing="ij")
+    img = 0.3 * yy - 0.2 * xx + 1.0
+    m = np.zeros((7, 9), bool)
+    m[::2, ::2] = True  # the 2x pixel-filling pattern
+    out = np.asarray(bilinear_interpolate(jnp.asarray(img), jnp.asarray(m)))
+    np.testing.assert_allclose(out[:-1, :-1], img[:-1, :-1], atol=1e-12)  # interior & top/left
+
+
+MODES = [
+    glrjax.Unrolled(),
+    glrjax.Checkpointed(every=7),
+    glrjax.Truncated(last=30),  # >= the steps taken: exact
+    glrjax.Implicit(tol=1e-12, maxiter=500),
+]
+
+
+def _directional(loss, theta, seed, eps=1e-6):
+    """(∇ℓ·v, central difference of ℓ along v) for a random direction v over theta's leaves."""
+    leaves, tree = jax.tree_util.tree_flatten(theta)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    v = jax.tree_util.tree_unflatten(
+        tree, [jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves, strict=True)]
+    )
+    g = jax.grad(loss)(theta)
+    dot = sum(
+        float(jnp.vdot(a, b))
+        for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(v), strict=True)
+    )
+    f = jax.jit(loss)
+    plus = jax.tree_util.tree_map(lambda a, b: a + eps * b, theta, v)
+    minus = jax.tree_util.tree_map(lambda a, b: a - eps * b, theta, v)
+    return dot, (float(f(plus)) - float(f(minus))) / (2 * eps)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: type(m).__name__)
+def test_uglr_gradients_match_finite_differences(mode):
+    cfg = UGLRConfig(layers=2, channels=1, hidden=3, features=2, maxiter=30, tol=1e-12)
+    y, mask = _problem(batch=1)
+    target = y + 0.1
+    p = uglr_init(jax.random.key(1), cfg, jnp.float64)
+
+    def loss(theta):
+        params, yy = theta
+        x, _ = uglr(params, yy, mask, cfg, gradient=mode)
+        return jnp.sum((x - target) ** 2)
+
+    dot, fd = _directional(loss, (p, y), seed=2)
+    assert abs(dot - fd) <= 1e-5 * max(1.0, abs(fd)), (dot, fd)
+
+
+def test_ugtv_unrolled_gradient_matches_finite_differences():
+    cfg = UGTVConfig(layers=2, channels=1, hidden=3, features=2, maxiter=8)
+    y, mask = _problem(batch=1)
+    p = ugtv_init(jax.random.key(3), cfg, jnp.float64)
+
+    def loss(theta):
+        params, yy = theta
+        x, _ = ugtv(params, yy, mask, cfg)
+        return jnp.sum((x - y - 0.1) ** 2)
+
+    dot, fd = _directional(loss, (p, y), seed=4)
+    assert abs(dot - fd) <= 1e-5 * max(1.0, abs(fd)), (dot, fd)
+
+
+def test_bad_inputs_name_the_argument():
+    cfg = UGLRConfig(layers=1, channels=1, hidden=2, maxiter=2)
+    p = uglr_init(jax.random.key(0), cfg)
+    y, mask = _problem(dtype=jnp.float32)
+    with pytest.raises(TypeError, match="mask has dtype"):
+        uglr(p, y, mask.astype(jnp.float32), cfg)
+    with pytest.raises(ValueError, match="mask has shape"):
+        uglr(p, y, mask[..., :-1], cfg)
+    with pytest.raises(ValueError, match="config.channels"):
+        uglr(p, jnp.concatenate([y, y], axis=1), jnp.concatenate([mask, mask], axis=1), cfg)
+    with pytest.raises(ValueError, match="config.layers=0"):
+        uglr_init(jax.random.key(0), cfg._replace(layers=0))
+    with pytest.raises(ValueError, match="no observed pixel"):
+        uglr(p, y, jnp.zeros_like(mask), cfg)
+
+
+@pytest.mark.slow  # 60 CG steps x 2 layers compiled under Implicit: the slowest case here
+def test_uglr_compare_case_matches_its_dense_reference_when_converged():
+    from glrjax.compare import measure, uglr_case
+
+    case = uglr_case(size=6, layers=2, batch=1, dtype=jnp.float64)
+    row = measure(case, glrjax.Implicit(tol=1e-12, maxiter=500), maxiter=60, repeats=1)
+    assert row["converged"] and row["grad_error"] < 1e-7, row
