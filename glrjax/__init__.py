@@ -34,6 +34,7 @@ from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
 from glrjax.proximal import fista, lipschitz, pgd
 from glrjax.reconstruction import (
+    conv_patches,
     correlations,
     debias,
     lambda_max,
@@ -60,6 +61,7 @@ __all__ = [
     "Truncated",
     "Unrolled",
     "cg",
+    "conv_patches",
     "correlations",
     "curse",
     "debias",
