@@ -341,7 +341,7 @@ def _apply_inverse(F, B):
     return lax.platform_dependent(F, B, cpu=lambda F, B: B @ F, default=_cholesky_apply)
 
 
-def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition):
+def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition, step, tol, early: bool):
     """ε-smoothed IRLS for the variational ℓ2,1 with a frozen factorization.
 
     Each step sets η_g = √(‖M_:g‖² + ε) per group g (a column, or one of ``part``'s groups),
@@ -361,8 +361,17 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition):
     column of a warm start thus gets a moderate penalty and can come back at a smaller λ;
     with η_j = √ε it would stay pinned near zero.
 
-    Returns the last M and ∇f(M) = M Rxx − Ryx, free from the tracked residual
-    E = Ryx − M K_f: ∇f(M) = −E − M D_f.
+    IRLS stops after the first step whose iterate M passes the polish's test: the relative
+    fixed-point residual of one proximal-gradient step from M (step ``step``) is ≤ ``tol``.
+    That test costs a prox and no matrix product (the gradient is free, below), and IRLS
+    steps shrink that residual much faster than FISTA steps do (seed 003, small size:
+    about ×0.47 per step, 15 steps to 5e-10, where FISTA took 34 steps from 2e-8 to 1e-8).
+    With ``early`` the loop is a ``while_loop`` and really stops (the Implicit mode, where
+    IRLS is not differentiated); otherwise it runs ``iterations`` steps and freezes the
+    state once converged, so the unrolled modes differentiate the same early-stopped map.
+
+    Returns the last M, ∇f(M) = M Rxx − Ryx (free from the tracked residual
+    E = Ryx − M K_f: ∇f(M) = −E − M D_f) and the number of steps taken.
     """
     lamw = jnp.broadcast_to(lamw, (part.num,))
 
@@ -373,7 +382,7 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition):
     def factor(D):
         return _factor(Rxx + jnp.diag(D))
 
-    def step(_, carry):
+    def irls_step(carry):
         M, E, D_f, F = carry
         D = penalty(M)
         r = jnp.where(D_f > 0, D / D_f, 1.0)  # D_f = 0 only where λw = 0, and then D = 0
@@ -393,24 +402,53 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition):
     D0 = part.expand(lamw / eta0)
     F0 = factor(D0)  # the first step: an exact solve, so E = 0
     start = (_apply_inverse(F0, Ryx), jnp.zeros_like(Ryx), D0, F0)
-    M, E, D_f, _ = lax.fori_loop(1, iterations, step, start)
-    return M, -E - M * D_f
+
+    def converged(state):
+        M, E, D_f, _ = state
+        return _relative_change(part(M + step * (E + M * D_f), lamw, step), M) <= tol
+
+    one = jnp.asarray(1, jnp.int32)
+    if early:
+
+        def cond(carry):
+            k, state, done = carry
+            return (k < iterations) & ~done
+
+        def body(carry):
+            k, state, _ = carry
+            state = irls_step(state)
+            return k + 1, state, converged(state)
+
+        k, (M, E, D_f, _), _ = lax.while_loop(cond, body, (one, start, converged(start)))
+    else:
+
+        def frozen_step(_, carry):
+            k, state, done = carry
+            new = irls_step(state)
+            state = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), state, new)
+            return k + jnp.where(done, 0, 1).astype(jnp.int32), state, done | converged(new)
+
+        start = (one, start, converged(start))
+        k, (M, E, D_f, _), _ = lax.fori_loop(1, iterations, frozen_step, start)
+    return M, -E - M * D_f, k
 
 
-def _altmin_start(Rxx, Ryx, lamw, M0, step, iterations: int, eps, part: _Partition):
+def _altmin_start(
+    Rxx, Ryx, lamw, M0, step, tol, iterations: int, eps, part: _Partition, early: bool
+):
     """IRLS, then one proximal-gradient step that needs no matrix product.
 
     IRLS gives the gradient at its last iterate for free (see :func:`_irls`). Returns the
-    prox step's output and its relative fixed-point residual (the FISTA polish stops at
-    once when that is ≤ tol).
+    prox step's output, its relative fixed-point residual (the FISTA polish stops at
+    once when that is ≤ tol) and the IRLS steps taken.
     """
-    M, grad = _irls(Rxx, Ryx, lamw, M0, iterations, eps, part)
+    M, grad, taken = _irls(Rxx, Ryx, lamw, M0, iterations, eps, part, step, tol, early)
     M_prox = part(M - step * grad, lamw, step)
     residual = _relative_change(M_prox, M)
     # λ = 0 with a singular Rxx leaves IRLS nothing to solve: fall back to M0, unconverged.
     ok = jnp.all(jnp.isfinite(M_prox))
     big = jnp.asarray(jnp.finfo(M0.dtype).max, M0.dtype)
-    return jnp.where(ok, M_prox, M0), jnp.where(ok, residual, big)
+    return jnp.where(ok, M_prox, M0), jnp.where(ok, residual, big), taken
 
 
 def linear_reconstruction(
@@ -427,7 +465,7 @@ def linear_reconstruction(
     step=None,
     q=2.0,
     restart: bool = True,
-    altmin_iterations: int = 10,
+    altmin_iterations: int = 30,
     eps=1e-10,
     gradient: GradientMode = Implicit(),
 ) -> tuple[jax.Array, Info]:
@@ -465,7 +503,9 @@ def linear_reconstruction(
             (cheap: matrix–vector products). Pass it to reuse one estimate across calls.
         q, restart: FISTA's look-ahead parameter and adaptive restart (``"fista"``,
             ``"altmin"``).
-        altmin_iterations: IRLS steps before the polish (static; ``"altmin"`` only). If
+        altmin_iterations: at most this many IRLS steps before the polish (static;
+            ``"altmin"`` only); they stop at the first iterate whose proximal step's
+            relative residual is ≤ ``tol`` (then the polish takes no step). If
             they break down (λ = 0 with a singular Rxx), the polish starts from M0.
         eps: the IRLS smoothing ε (in units of ‖M_:j‖²); its bias is removed by the polish.
         gradient: gradient mode (default ``Implicit()``: the fixed point of the prox map,
@@ -507,12 +547,13 @@ def linear_reconstruction(
     if step.ndim:
         raise ValueError(f"step has shape {step.shape}; linear_reconstruction takes a scalar.")
     check_positive(step, "step", "0.1")
-    inputs = (Rxx, Ryx, lamw, M0, step)
-    if isinstance(gradient, Implicit):  # the warm start gets no gradient in this mode
+    inputs = (Rxx, Ryx, lamw, M0, step, jnp.asarray(tol, Rxx.dtype))
+    implicit = isinstance(gradient, Implicit)
+    if implicit:  # the warm start gets no gradient in this mode
         inputs = lax.stop_gradient(inputs)
     eps = jnp.asarray(eps, Rxx.dtype)
-    M_prox, residual = _altmin_start(*inputs, altmin_iterations, eps, part)
-    done = jnp.asarray(altmin_iterations + 1, jnp.int32)  # IRLS steps and the prox step
+    M_prox, residual, taken = _altmin_start(*inputs, altmin_iterations, eps, part, implicit)
+    done = taken + 1  # IRLS steps and the prox step
     if maxiter == 0:  # no polish: the prox step's output, its residual as the stopping quantity
         info = Info(iterations=done, residual=residual, converged=residual <= tol)
         if not isinstance(gradient, Implicit):
