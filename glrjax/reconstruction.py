@@ -14,10 +14,12 @@ Methods: ``"pgd"`` and ``"fista"`` (:mod:`glrjax.proximal` with the :func:`~glrj
 group_l21` prox and step 1/λ_max(Rxx)), and ``"altmin"``: a few ε-smoothed iteratively
 reweighted least-squares steps on the variational form ‖m‖ = min_η ‖m‖²/(2η) + η/2
 (Bach et al. 2012), η_j = √(‖M_:j‖² + ε), M = Ryx (Rxx + λ diag(w/η))⁻¹ — one factorization,
-then Richardson steps preconditioned by it while η stays close (one matrix product each) —
-then one proximal-gradient step whose gradient IRLS gives for free, then a FISTA polish
-with adaptive restart. Every method is differentiable with respect to λ, Rxx and Ryx under
-every gradient mode.
+then Richardson steps preconditioned by it while η stays close (one matrix product each),
+until the proximal-gradient step from the iterate (whose gradient IRLS gives for free)
+passes ``tol`` — then that prox step, and a FISTA polish with adaptive restart only if
+IRLS stopped short. Columns can be replaced by any partition into groups (``groups=``,
+e.g. the channels of a convolution; :func:`conv_patches`). Every method is
+differentiable with respect to λ, Rxx and Ryx under every gradient mode.
 
     >>> import jax.numpy as jnp, glrjax
     >>> Rxx = jnp.eye(3)

@@ -118,10 +118,12 @@ def test_groups_match_brute_force_and_the_optimality_conditions(method):
     norms = [np.linalg.norm(np.asarray(m)[:, list(g)]) for g in GROUPS]
     assert norms[3] == 0.0 and min(norms[:3]) > 0  # one group zeroed exactly, others kept
     check_optimality(m, rxx, ryx, lam, GROUPS, [True] * 4, 1e-7)
+    # The smoothed brute force stops ~1e-8 (relative) above the optimum, M within ~1e-3:
+    # the optimality conditions above are the tight check, the brute force the loose one.
     ref = brute_force(rxx, ryx, lam, GROUPS)
     f, f_ref = np_objective(m, rxx, ryx, lam, GROUPS), np_objective(ref, rxx, ryx, lam, GROUPS)
-    assert f <= f_ref + 1e-9 * abs(f_ref)
-    np.testing.assert_allclose(m, ref, atol=1e-5)
+    assert f_ref - 1e-7 * abs(f_ref) <= f <= f_ref + 1e-12 * abs(f_ref)
+    np.testing.assert_allclose(m, ref, atol=3e-3)
     f_jax = glrjax.reconstruction_objective(m, rxx, ryx, lam, groups=GROUPS)
     np.testing.assert_allclose(f_jax, f, rtol=1e-12)
 
@@ -320,7 +322,10 @@ def test_channel_groups_of_a_conv_then_linear_pair_match_the_reference():
     gl = [tuple(g) for g in groups] + [(12,)]
     check_optimality(m, rxx, ryx, lam, gl, [True] * 3 + [False], 1e-7)
     ref = brute_force(rxx, ryx, lam, [tuple(g) for g in groups])  # the bias: in no group
-    np.testing.assert_allclose(m, ref, atol=1e-5)
+    f = np_objective(m, rxx, ryx, lam, groups)
+    f_ref = np_objective(ref, rxx, ryx, lam, groups)
+    assert f_ref - 1e-7 * abs(f_ref) <= f <= f_ref + 1e-12 * abs(f_ref)
+    np.testing.assert_allclose(m, ref, atol=3e-3)
     keep = np.asarray(glrjax.support(m, bias=True, groups=tuple(map(tuple, groups))))
     assert keep[:12].tolist() == [True] * 4 + [False] * 4 + [True] * 4  # channel 1 removed
 
