@@ -50,16 +50,11 @@ def main():
             out.append({**job, "error": f"not installed ({e})"})
             continue
         times = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(x, y)  # untimed: compilation and caches
-            start = time.perf_counter()
-            for _ in range(job.get("repeats", 3)):
-                if times and time.perf_counter() - start > 5.0:  # slow fits: fewer repeats
-                    break
-                t0 = time.perf_counter()
-                est.fit(x, y)
-                times.append(1e3 * (time.perf_counter() - t0))
+        try:
+            fit_job(est, x, y, job, times)
+        except Exception as e:  # noqa: BLE001 - reported per job, the others still run
+            out.append({**job, "version": version, "error": f"failed: {type(e).__name__}: {e}"})
+            continue
         out.append(
             {
                 **job,
@@ -71,6 +66,20 @@ def main():
         )
     with open(sys.argv[2], "w") as fh:
         json.dump(out, fh)
+
+
+def fit_job(est, x, y, job, times):
+    """One untimed fit, then ``repeats`` timed ones (appended to ``times``, in ms)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(x, y)  # untimed: compilation and caches
+        start = time.perf_counter()
+        for _ in range(job.get("repeats", 3)):
+            if times and time.perf_counter() - start > 5.0:  # slow fits: fewer repeats
+                break
+            t0 = time.perf_counter()
+            est.fit(x, y)
+            times.append(1e3 * (time.perf_counter() - t0))
 
 
 if __name__ == "__main__":

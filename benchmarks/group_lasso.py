@@ -50,13 +50,17 @@ Two protocols (``user``, ``equal``; both by default):
   knob is their duality-gap ``tol`` (10⁻⁴, 10⁻⁵, …: the largest that reaches the target
   is timed).
 
-celer and skglm are not in glrjax's dev extra (they pin their own numpy/scikit-learn):
-they run in a subprocess of their own environment, found at ``$GLRJAX_PEERS_PYTHON`` or
-``../peers-venv/bin/python`` beside the checkout; create it with
+celer and skglm are not in glrjax's dev extra: they run in subprocesses of their own
+environments (celer 0.7.4 calls scikit-learn's ``_validate_data``, removed in 1.6, and
+skglm 0.5 needs ≥ 1.6, so one venv each), found at ``$GLRJAX_CELER_PYTHON`` /
+``$GLRJAX_SKGLM_PYTHON`` (or ``$GLRJAX_PEERS_PYTHON`` for skglm), else beside the checkout;
+create them with
 
-    python -m venv ../peers-venv && ../peers-venv/bin/pip install celer skglm
+    python -m venv ../peers-venv && ../peers-venv/bin/pip install skglm
+    python -m venv ../peers-venv-celer
+    ../peers-venv-celer/bin/pip install celer "scikit-learn<1.6"
 
-Without it they are reported as "not installed".
+Without them they are reported as "not installed".
 
     python benchmarks/group_lasso.py [--smoke] [small] [large] [user] [equal] [--rounds N]
 
@@ -122,16 +126,16 @@ def seed_data(d, h, r, n, seed=0):
 
 
 def seed_samples(d, h, r, n, seed=0):
-    """The n-sample design of :func:`seed_data`'s draws: X = xᵀ/d (n, d), Y = yᵀ/d (n, h),
-    so that XᵀX/n = Rxx and YᵀX/n = Ryx."""
+    """The n-sample design of :func:`seed_data`'s draws: X = xᵀ/√d (n, d), Y = yᵀ/√d
+    (n, h), so that XᵀX/n = Rxx = (x/d)(xᵀ/n) and YᵀX/n = Ryx."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((d, r))
     w = rng.standard_normal((h, d))
     xs, ys = [], []
     for start in range(0, n, 10_000):
         x = a @ rng.standard_normal((r, min(10_000, n - start)))
-        xs.append(x.T / d)
-        ys.append((w @ x).T / d)
+        xs.append(x.T / np.sqrt(d))
+        ys.append((w @ x).T / np.sqrt(d))
     return np.ascontiguousarray(np.concatenate(xs)), np.ascontiguousarray(np.concatenate(ys))
 
 
@@ -141,20 +145,30 @@ def _version(dist):
     return version(dist)
 
 
-def peers_python():
-    """The peers' interpreter: $GLRJAX_PEERS_PYTHON, or ../peers-venv beside the checkout."""
-    env = os.environ.get("GLRJAX_PEERS_PYTHON")
+def peers_python(lib):
+    """The interpreter of ``lib``'s environment: $GLRJAX_CELER_PYTHON / $GLRJAX_SKGLM_PYTHON,
+    else $GLRJAX_PEERS_PYTHON, else ../peers-venv-celer (celer) or ../peers-venv beside the
+    checkout. celer 0.7.4 needs scikit-learn < 1.6 and skglm 0.5 needs ≥ 1.6: two venvs."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for path in (env, os.path.join(os.path.dirname(root), "peers-venv", "bin", "python")):
+    venv = "peers-venv-celer" if lib == "celer" else "peers-venv"
+    for path in (
+        os.environ.get(f"GLRJAX_{lib.upper()}_PYTHON"),
+        os.environ.get("GLRJAX_PEERS_PYTHON") if lib != "celer" else None,
+        os.path.join(os.path.dirname(root), venv, "bin", "python"),
+    ):
         if path and os.path.exists(path):
             return path
     return None
 
 
 def run_peers(x, y, lam, jobs, timeout=1800):
-    """Fit ``jobs`` ({"lib", "tol", "repeats"}) in the peers' environment; one result per
-    job ({"error": "not installed ..."} where that library or environment is missing)."""
-    python = peers_python()
+    """Fit ``jobs`` ({"lib", "tol", "repeats"}) in each library's environment; one result
+    per job ({"error": "not installed ..."} where that library or environment is missing)."""
+    libs = {j["lib"] for j in jobs}
+    if len(libs) > 1:  # one environment per library
+        by_lib = {lib: run_peers(x, y, lam, [j for j in jobs if j["lib"] == lib]) for lib in libs}
+        return [by_lib[j["lib"]].pop(0) for j in jobs]
+    python = peers_python(jobs[0]["lib"])
     if python is None:
         return [{**j, "error": "not installed (no peers environment)"} for j in jobs]
     with tempfile.TemporaryDirectory() as tmp:
