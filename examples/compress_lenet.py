@@ -403,33 +403,8 @@ def main():
             t.add_row(f"λ/λmax {r['rho']:.2e}", *(f"{v:.4f}" for v in r["mass"].values()))
     console.print(t)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    pts = [r for r in rows if not r.get("all_zero")]
-    x = [r["compression"] for r in pts]
-    for name, style, label in (("debiased", "o-", "debiased"), ("shrunk", "s--", "no debias")):
-        ax.plot(x, [r[name]["acc"] for r in pts], style, label=f"{label}")
-        ax.plot(
-            x,
-            [r[name]["acc_retrained"] for r in pts],
-            style,
-            alpha=0.6,
-            label=f"{label} + 1 epoch retraining",
-            mfc="none",
-        )
-    ax.axhline(base, color="k", lw=0.8, ls=":", label=f"full network ({base:.4f})")
-    ax.set_xscale("log")
-    ax.set_xlabel("full-model compression (total weights / kept weights)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("LeNet-5 on MNIST: group-ℓ2,1 reconstruction of fc2, fc1, conv2")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
     path = os.path.join(args.out, "compress_lenet_pareto.png")
-    fig.savefig(path, dpi=120)
+    plot_frontier(rows, base, path)
     with open(os.path.join(args.out, "compress_lenet.json"), "w") as fh:
         json.dump(
             {
@@ -446,6 +421,41 @@ def main():
             indent=2,
         )
     print(f"wrote {path}")
+
+
+def plot_frontier(rows, base, path):
+    """Test accuracy vs full-model compression: debiased or not, retrained or not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    pts = [r for r in rows if not r.get("all_zero")]
+    x = [r["compression"] for r in pts]
+    for name, style, label in (("debiased", "o-", "debiased"), ("shrunk", "s--", "no debias")):
+        ax.plot(x, [r[name]["acc"] for r in pts], style, label=label)
+        ax.plot(
+            x,
+            [r[name]["acc_retrained"] for r in pts],
+            style,
+            alpha=0.6,
+            label=f"{label} + 1 epoch retraining",
+            mfc="none",
+        )
+    ax.axhline(base, color="k", lw=0.8, ls=":", label=f"full network ({base:.4f})")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 5, 10, 20, 50, 100]))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("full-model compression (total weights / kept weights)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("LeNet-5 on MNIST: group-ℓ2,1 reconstruction of fc2, fc1, conv2")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _identity_fc1(p):
