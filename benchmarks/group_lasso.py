@@ -155,6 +155,7 @@ def peers_python(lib):
         os.environ.get(f"GLRJAX_{lib.upper()}_PYTHON"),
         os.environ.get("GLRJAX_PEERS_PYTHON") if lib != "celer" else None,
         os.path.join(os.path.dirname(root), venv, "bin", "python"),
+        os.path.join(os.path.dirname(os.path.dirname(root)), venv, "bin", "python"),  # worktrees
     ):
         if path and os.path.exists(path):
             return path
