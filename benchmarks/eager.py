@@ -65,8 +65,8 @@ def main():
     rows = []
     for name, (eager, jitted) in cases.items():
         values = [1.0 + 0.01 * i for i in range(calls)]  # a new hyperparameter every call
-        t_eager = _median_ms(lambda i: eager(values[i]), calls)
-        t_jit = _median_ms(lambda i: jitted(jnp.float32(values[i])), calls)
+        t_eager = _median_ms(lambda i, f=eager, v=values: f(v[i]), calls)
+        t_jit = _median_ms(lambda i, f=jitted, v=values: f(jnp.float32(v[i])), calls)
         rows.append(
             {
                 "case": name,

@@ -52,33 +52,38 @@ def main():
             tol = 1e-14 if implicit else 0.0
             gradient = glrjax.Truncated(last=steps) if mode is None else mode
 
-            def f(t, gradient=gradient, steps=steps, tol=tol):
+            def f(t, gradient=gradient, steps=steps, tol=tol, solve=solve):
                 return solve(t, gradient, steps, tol)[0]
 
             row = {"solver": case.name, "mode": name}
             try:
                 _, jv = jax.jit(lambda t, v, f=f: jax.jvp(f, (t,), (v,)))(theta, v)
                 h = 1e-6
-                fd = (f({k: theta[k] + h * v[k] for k in theta})
-                      - f({k: theta[k] - h * v[k] for k in theta})) / (2 * h)
+                fd = (
+                    f({k: theta[k] + h * v[k] for k in theta})
+                    - f({k: theta[k] - h * v[k] for k in theta})
+                ) / (2 * h)
                 row["jvp_vs_fd"] = _rel(jv, fd)
             except Exception as err:  # noqa: BLE001 - reported, not hidden
                 row["jvp_vs_fd"] = None
                 row["error"] = f"{type(err).__name__}: {str(err)[:80]}"
             if implicit:
+
                 def loss(t, f=f):
                     return jnp.sum(jnp.sin(f(t)))
 
                 g = jax.jit(jax.grad(loss))
-                hvp = jax.jit(jax.grad(lambda t: sum(jnp.vdot(a, v[k]) for k, a in g(t).items())))(
-                    theta
-                )
+                hvp = jax.jit(
+                    jax.grad(lambda t, g=g, v=v: sum(jnp.vdot(a, v[k]) for k, a in g(t).items()))
+                )(theta)
                 h = 1e-5
                 plus = g({k: theta[k] + h * v[k] for k in theta})
                 minus = g({k: theta[k] - h * v[k] for k in theta})
                 fd = {k: (plus[k] - minus[k]) / (2 * h) for k in theta}
-                row["hvp_vs_fd"] = _rel(np.concatenate([np.ravel(hvp[k]) for k in theta]),
-                                        np.concatenate([np.ravel(fd[k]) for k in theta]))
+                row["hvp_vs_fd"] = _rel(
+                    np.concatenate([np.ravel(hvp[k]) for k in theta]),
+                    np.concatenate([np.ravel(fd[k]) for k in theta]),
+                )
             rows.append(row)
             print(row)
     table(rows, ["solver", "mode", "jvp_vs_fd", "hvp_vs_fd", "error"], "Forward mode vs FD")

@@ -26,7 +26,10 @@ KINDS = {
     "numpy f32": lambda v: np.asarray(v, np.float32),
     "numpy f64": lambda v: np.asarray(v, np.float64),
     "jax array": lambda v: jnp.asarray(v, jnp.float32),
-    "pytree": lambda v: {"a": jnp.asarray(v[:2], jnp.float32), "b": jnp.asarray(v[2:], jnp.float32)},
+    "pytree": lambda v: {
+        "a": jnp.asarray(v[:2], jnp.float32),
+        "b": jnp.asarray(v[2:], jnp.float32),
+    },
 }
 DATA = np.array([3.0, -0.5, 1.5])
 
@@ -36,7 +39,9 @@ def _tree_scale(x, a):
 
 
 def _flat(x):
-    return np.concatenate([np.ravel(np.asarray(t, np.float64)) for t in jax.tree_util.tree_leaves(x)])
+    return np.concatenate(
+        [np.ravel(np.asarray(t, np.float64)) for t in jax.tree_util.tree_leaves(x)]
+    )
 
 
 def solvers():
@@ -65,8 +70,12 @@ def solvers():
         )
         return sol.x, info
 
-    return {"cg (b)": cg, "pgd (x0)": proximal(glrjax.pgd), "fista (x0)": proximal(glrjax.fista),
-            "primal_dual (x0)": pd}
+    return {
+        "cg (b)": cg,
+        "pgd (x0)": proximal(glrjax.pgd),
+        "fista (x0)": proximal(glrjax.fista),
+        "primal_dual (x0)": pd,
+    }
 
 
 def main():

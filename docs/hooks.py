@@ -20,6 +20,7 @@ FIGURE_SOURCES = {  # who writes each figure (copied into docs/assets/ by hand)
     "jacobian_error.png": "glrjax compare",
     "memory_vs_iterations.png": "glrjax compare",
     "time_per_mode.png": "glrjax compare",
+    "compress_lenet_pareto.png": "examples/compress_lenet.py",
 }
 
 

@@ -39,6 +39,7 @@ from glrjax.networks import UGLRConfig, UGTVConfig, uglr, uglr_init, ugtv, ugtv_
 from glrjax.primal_dual import PrimalDual
 from glrjax.proximal import fista, lipschitz, pgd
 from glrjax.reconstruction import (
+    conv_patches,
     correlations,
     debias,
     lambda_max,
@@ -75,6 +76,7 @@ __all__ = [
     "UGTVConfig",
     "Unrolled",
     "cg",
+    "conv_patches",
     "correlations",
     "curse",
     "debias",

@@ -32,20 +32,50 @@ def validated() -> None:
         raise _Validated
 
 
+class _Indices:
+    """An integer/bool array held static (graph indices, column groups), keyed by value."""
+
+    def __init__(self, array):
+        self.array = array
+        host = np.asarray(array)
+        self._key = (host.shape, host.dtype.str, host.tobytes())
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Indices) and self._key == other._key
+
+
+def _is_array(leaf) -> bool:
+    return isinstance(leaf, jax.Array | np.ndarray | np.generic)
+
+
 def _dynamic(leaf) -> bool:
+    """Traced: floating arrays and Python floats. Static: the rest (ints, index arrays, ...)."""
     if isinstance(leaf, bool):
         return False
-    return isinstance(leaf, jax.Array | np.ndarray | np.generic | float | complex)
+    if _is_array(leaf):
+        return bool(np.issubdtype(leaf.dtype, np.inexact))
+    return isinstance(leaf, float | complex)
+
+
+def _static(leaf):
+    return _Indices(leaf) if _is_array(leaf) else leaf
 
 
 def _traced(leaves) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
 
 
+def _unwrap(leaf):
+    return leaf.array if isinstance(leaf, _Indices) else leaf
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _compiled(fn, treedef, mask, static, *dynamic):
     it_dynamic, it_static = iter(dynamic), iter(static)
-    leaves = [next(it_dynamic) if m else next(it_static) for m in mask]
+    leaves = [next(it_dynamic) if m else _unwrap(next(it_static)) for m in mask]
     args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
     return fn(*args, **kwargs)
 
@@ -64,7 +94,7 @@ def cached(fn):
         if _traced(leaves):
             return fn(*args, **kwargs)
         mask = tuple(_dynamic(leaf) for leaf in leaves)
-        static = tuple(leaf for leaf, m in zip(leaves, mask, strict=True) if not m)
+        static = tuple(_static(leaf) for leaf, m in zip(leaves, mask, strict=True) if not m)
         try:
             hash((treedef, static))
         except TypeError:  # an unhashable static argument: run uncached

@@ -102,9 +102,7 @@ def cg_step(matvec, state: CGState, precond=None, alpha=None, beta=None) -> CGSt
     if beta is None:
         beta = safe_div(rz, state.rz)
     p = z + beta * state.p
-    return CGState(
-        x=x, r=r, p=p, rz=rz, rnorm=plain_norm(r), bnorm=state.bnorm, anorm=anorm
-    )
+    return CGState(x=x, r=r, p=p, rz=rz, rnorm=plain_norm(r), bnorm=state.bnorm, anorm=anorm)
 
 
 class SolveInfo(NamedTuple):

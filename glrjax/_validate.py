@@ -76,7 +76,6 @@ def check_solver_array(x, name: str) -> jax.Array:
     return x
 
 
-
 def check_int(value, name: str, *, minimum: int | None = None, example: str = "10") -> int:
     """A static Python int (not a bool, not an array), >= ``minimum`` when given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -65,7 +65,9 @@ def _krylov_solve(solver: str, gradient: Implicit, matvec, b, precond):
         )
         return u, info
     if solver == "cg":
-        return _krylov.solve_cg(matvec, b, tol=gradient.tol, maxiter=gradient.maxiter, precond=precond)
+        return _krylov.solve_cg(
+            matvec, b, tol=gradient.tol, maxiter=gradient.maxiter, precond=precond
+        )
     return _krylov.solve_gmres(matvec, b, tol=gradient.tol, maxiter=gradient.maxiter)
 
 
@@ -115,8 +117,10 @@ def linear_solve(matvec, b, gradient: Implicit, *, symmetric: bool, precond=None
 
 
 def _is_float(t) -> bool:
-    return hasattr(t, "dtype") and t.dtype != jax.dtypes.float0 and jnp.issubdtype(
-        t.dtype, jnp.inexact
+    return (
+        hasattr(t, "dtype")
+        and t.dtype != jax.dtypes.float0
+        and jnp.issubdtype(t.dtype, jnp.inexact)
     )
 
 
@@ -193,9 +197,11 @@ def _split_float(tree):
 
     def rebuild(floats):
         it = iter(floats)
-        return treedef.unflatten([next(it) if m else leaf for leaf, m in zip(leaves, mask)])
+        return treedef.unflatten(
+            [next(it) if m else leaf for leaf, m in zip(leaves, mask, strict=False)]
+        )
 
-    return [leaf for leaf, m in zip(leaves, mask) if m], mask, rebuild
+    return [leaf for leaf, m in zip(leaves, mask, strict=False) if m], mask, rebuild
 
 
 def _linear_map(fn, primal):
@@ -212,7 +218,7 @@ def _jvp_by_transpose(fn, primals, tangents):
         out = jax.eval_shape(fn, *primals)
         return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), out)
     t_leaves = jax.tree_util.tree_leaves(tangents)
-    t_floats = [t for t, m in zip(t_leaves, mask) if m]
+    t_floats = [t for t, m in zip(t_leaves, mask, strict=False) if m]
     out, vjp = jax.vjp(lambda fl: fn(*rebuild(fl)), floats)
     transposed = jax.linear_transpose(lambda ct: vjp(ct)[0], out)
     return transposed(t_floats)[0]
@@ -241,9 +247,7 @@ def root_vjp(optimality, x, params, cotangent, gradient: Implicit, symmetric: bo
     0.25
     """
     x = jax.tree_util.tree_map(jnp.asarray, x)
-    cotangent = jax.tree_util.tree_map(
-        lambda c, z: jnp.asarray(c, z.dtype), cotangent, x
-    )
+    cotangent = jax.tree_util.tree_map(lambda c, z: jnp.asarray(c, z.dtype), cotangent, x)
     _, vjp_x = jax.vjp(lambda z: optimality(z, params), x)
     solve = _solver_fn("adjoint", gradient, symmetric, precond)
     u = solve(lambda v: vjp_x(v)[0], jax.tree_util.tree_map(jnp.negative, cotangent))

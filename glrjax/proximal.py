@@ -395,8 +395,19 @@ def fista(
     validated()
     step = _default_step(grad_f, x0, args, step)
     return _run_fista(
-        grad_f, prox, x0, args, prox_args, step, schedule, q, bool(restart), rtol, maxiter,
-        gradient, atol=atol,
+        grad_f,
+        prox,
+        x0,
+        args,
+        prox_args,
+        step,
+        schedule,
+        q,
+        bool(restart),
+        rtol,
+        maxiter,
+        gradient,
+        atol=atol,
     )
 
 

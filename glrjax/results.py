@@ -64,7 +64,9 @@ class _Results:
         return f"unknown({code})"
 
     def __repr__(self):
-        names = [k for k in vars(_Results) if not k.startswith("_") and k not in ("message", "name")]
+        names = [
+            k for k in vars(_Results) if not k.startswith("_") and k not in ("message", "name")
+        ]
         return "RESULTS(" + ", ".join(f"{k}={getattr(self, k)}" for k in names) + ")"
 
 

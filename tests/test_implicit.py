@@ -51,7 +51,9 @@ def test_hessian_and_grad_of_grad_against_finite_differences():
     np.testing.assert_allclose(jax.hessian(loss)(1.0), fd, rtol=1e-6)
     # closed form: f = bᵀ(A+μ)⁻² b, f'' = 6 bᵀ(A+μ)⁻⁴ b
     inv = np.linalg.inv(a + np.eye(8))
-    np.testing.assert_allclose(jax.grad(g)(1.0), 6 * b @ np.linalg.matrix_power(inv, 4) @ b, rtol=1e-8)
+    np.testing.assert_allclose(
+        jax.grad(g)(1.0), 6 * b @ np.linalg.matrix_power(inv, 4) @ b, rtol=1e-8
+    )
 
 
 @pytest.mark.parametrize("solver", ["cg", "gmres"])
@@ -67,8 +69,14 @@ def test_failed_solve_poisons_every_parameter_in_both_modes(solver):
 
     def solve(c, lam):
         return glrjax.pgd(
-            grad_f, glrjax.prox.l1, jnp.zeros(6), (jnp.asarray(h), c), lam, tol=1e-12,
-            maxiter=5000, gradient=mode,
+            grad_f,
+            glrjax.prox.l1,
+            jnp.zeros(6),
+            (jnp.asarray(h), c),
+            lam,
+            tol=1e-12,
+            maxiter=5000,
+            gradient=mode,
         )[0]
 
     g = jax.grad(lambda c, lam: jnp.sum(solve(c, lam)), argnums=(0, 1))(jnp.asarray(c), 0.3)
@@ -78,8 +86,16 @@ def test_failed_solve_poisons_every_parameter_in_both_modes(solver):
     ok = glrjax.Implicit(solver=solver, tol=1e-15, maxiter=1, on_failure="ignore")
     g2 = jax.grad(
         lambda c: jnp.sum(
-            glrjax.pgd(grad_f, glrjax.prox.l1, jnp.zeros(6), (jnp.asarray(h), c), 0.3,
-                       tol=1e-12, maxiter=5000, gradient=ok)[0]
+            glrjax.pgd(
+                grad_f,
+                glrjax.prox.l1,
+                jnp.zeros(6),
+                (jnp.asarray(h), c),
+                0.3,
+                tol=1e-12,
+                maxiter=5000,
+                gradient=ok,
+            )[0]
         )
     )(jnp.asarray(c))
     assert np.all(np.isfinite(g2))
@@ -92,7 +108,7 @@ def test_unreachable_tolerance_stagnates_quickly_and_is_reported():
     for solver in ["gmres", "cg"]:
         seen = []
         mode = glrjax.Implicit(solver=solver, tol=1e-12, maxiter=5000, report=seen.append)
-        g = jax.grad(lambda b: jnp.sum(_solve(jnp.asarray(a, jnp.float32), b, mode)))(
+        g = jax.grad(lambda b, m=mode: jnp.sum(_solve(jnp.asarray(a, jnp.float32), b, m)))(
             jnp.asarray(b, jnp.float32)
         )
         jax.block_until_ready(g)
@@ -114,7 +130,14 @@ def test_adjoint_accepted_on_true_residual_only():
     x = jnp.asarray(np.linalg.solve(m, np.ones(6)))
     g = root_vjp(F, x, (jnp.asarray(m), jnp.ones(6)), jnp.ones(6), mode, True)
     assert np.all(np.isnan(g[1]))
-    g = root_vjp(F, x, (jnp.asarray(m), jnp.ones(6)), jnp.ones(6), glrjax.Implicit(solver="gmres", tol=1e-10), False)
+    g = root_vjp(
+        F,
+        x,
+        (jnp.asarray(m), jnp.ones(6)),
+        jnp.ones(6),
+        glrjax.Implicit(solver="gmres", tol=1e-10),
+        False,
+    )
     np.testing.assert_allclose(g[1], np.linalg.solve(m.T, np.ones(6)), rtol=1e-8)
 
 

@@ -89,7 +89,9 @@ def test_truncated_with_fewer_steps_than_last_equals_unrolled_exactly():
         x, info = iterate(it, (jnp.asarray(a), b), x0, tol=1e-3, maxiter=500, gradient=mode)
         return jnp.concatenate([x["u"], x["v"]]) @ w, info
 
-    (_, info), g_unrolled = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(b), glrjax.Unrolled())
+    (_, info), g_unrolled = jax.value_and_grad(loss, has_aux=True)(
+        jnp.asarray(b), glrjax.Unrolled()
+    )
     n = int(info.iterations)
     assert 3 < n < 400
     g_trunc = jax.grad(lambda b: loss(b, glrjax.Truncated(last=n + 7))[0])(jnp.asarray(b))
@@ -143,9 +145,9 @@ def test_restart_hook_is_what_truncated_differentiates():
         restart=restart,
     )
     mode = glrjax.Truncated(last=2)
-    g = jax.grad(lambda th: iterate(it, th, jnp.zeros(()), tol=1e-12, maxiter=200, gradient=mode)[0])(
-        1.0
-    )
+    g = jax.grad(
+        lambda th: iterate(it, th, jnp.zeros(()), tol=1e-12, maxiter=200, gradient=mode)[0]
+    )(1.0)
     assert calls  # the hook was used
     # Two steps of x ← x/2 + θ from a constant cut: ∂x/∂θ = 1 + 1/2.
     np.testing.assert_allclose(g, 1.5, rtol=1e-12)
@@ -160,7 +162,9 @@ def test_status_codes_from_the_engine():
     for mode in MODES:
         _, info = iterate(it, p, x0, tol=1e-13, maxiter=3, gradient=mode)
         assert int(info.result) == R.max_steps_reached and not bool(info.converged)
-        x, info = iterate(it, (p[0], p[1].at[0].set(jnp.nan)), x0, tol=1e-9, maxiter=50, gradient=mode)
+        x, info = iterate(
+            it, (p[0], p[1].at[0].set(jnp.nan)), x0, tol=1e-9, maxiter=50, gradient=mode
+        )
         assert int(info.result) == R.nonfinite and np.all(np.isnan(x["u"]))
     # A certify hook that disagrees with the running residual: uncertified, not converged.
     bad = it._replace(certify=lambda s, p: jnp.asarray(1.0))
@@ -173,7 +177,9 @@ def test_status_codes_from_the_engine():
     assert np.all(np.isnan(x["v"]))
     # Under vmap the codes are per problem.
     bs = jnp.stack([p[1], p[1].at[0].set(jnp.nan)])
-    _, info = jax.vmap(lambda b: iterate(it, (p[0], b), x0, tol=1e-9, maxiter=500, gradient=glrjax.Unrolled()))(bs)
+    _, info = jax.vmap(
+        lambda b: iterate(it, (p[0], b), x0, tol=1e-9, maxiter=500, gradient=glrjax.Unrolled())
+    )(bs)
     assert info.result.tolist() == [R.successful, R.nonfinite]
     assert "maxiter" in R.message(R.max_steps_reached)
 
@@ -201,8 +207,9 @@ def test_cg_on_a_nearly_singular_operator_is_not_flagged_converged():
     m = v @ v.T + 1e-17 * rng.standard_normal((4, 4))
     b = rng.standard_normal(4)
     for mode in MODES:
-        x, info = glrjax.cg(lambda x, a: a @ x, jnp.asarray(b), jnp.asarray(m), tol=1e-10,
-                            maxiter=50, gradient=mode)
+        x, info = glrjax.cg(
+            lambda x, a: a @ x, jnp.asarray(b), jnp.asarray(m), tol=1e-10, maxiter=50, gradient=mode
+        )
         true = np.linalg.norm(b - m @ np.asarray(x)) / np.linalg.norm(b)
         assert true > 0.1
         assert not bool(info.converged)

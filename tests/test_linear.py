@@ -226,7 +226,10 @@ def test_truncated_gradient_restarts_cg_from_the_cut_iterate():
     g = jax.grad(loss)(jnp.asarray(b))
     np.testing.assert_allclose(g, jax.grad(ref_loss)(jnp.asarray(b)), rtol=1e-8, atol=1e-11)
     # Not zero (glrjax 0.1 froze r and p at the cut: ∂/∂b was exactly 0 for k < n).
-    assert np.linalg.norm(g) > 0.1 * np.linalg.norm(2 * np.linalg.solve(a_np, np.linalg.solve(a_np, b)))
+    assert np.linalg.norm(g) > 0.1 * np.linalg.norm(
+        2 * np.linalg.solve(a_np, np.linalg.solve(a_np, b))
+    )
+
 
 def test_learned_schedules_replace_step_sizes_and_get_gradients():
     s, bmat, b = problem(n=10, seed=7)

@@ -293,6 +293,25 @@ def test_altmin_counts_its_irls_steps():
     assert int(info.iterations) == 7 + 1 + 3  # IRLS steps, the prox step, FISTA steps
 
 
+@pytest.mark.parametrize("mode", [glrjax.Implicit(), glrjax.Unrolled()])
+def test_irls_stops_once_its_prox_step_passes_the_tolerance(mode):
+    """IRLS ends at the first iterate whose prox step has residual ≤ tol (then no FISTA
+    step): the same count and iterate in the while_loop (Implicit) and frozen (unrolled)
+    forms, and the iterate equals the fixed-count run of that many steps."""
+    rxx, ryx = small_problem(seed=12)
+    kw = dict(altmin_iterations=40, step=0.05, gradient=mode)
+    mm, info = solve(rxx, ryx, 0.01, tol=1e-6, maxiter=50, **kw)
+    k = int(info.iterations) - 1  # IRLS steps taken (+ the prox step, no FISTA step)
+    assert 1 < k < 40 and bool(info.converged) and float(info.residual) <= 1e-6
+    kw.update(altmin_iterations=k, maxiter=0, tol=0.0)
+    fixed, info_k = solve(rxx, ryx, 0.01, **kw)
+    np.testing.assert_allclose(mm, np_altmin_start(rxx, ryx, 0.01, k, 0.05), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mm, fixed, rtol=1e-12, atol=1e-14)
+    assert float(info_k.residual) <= 1e-6
+    kw["altmin_iterations"] = k - 1  # one step fewer does not pass
+    assert float(solve(rxx, ryx, 0.01, **kw)[1].residual) > 1e-6
+
+
 def np_altmin_start(rxx, ryx, lam, steps, t, eps=1e-10, kinds=None):
     """Seed 003's IRLS from η = ‖Ryx‖_F/‖Rxx‖_F, each step after the first a Richardson step
     preconditioned by the last factored K_f = Rxx + λ diag(1/η_f) while the weights' ratios
@@ -333,7 +352,7 @@ def test_irls_takes_frozen_factor_steps_and_refactors_when_the_weights_move(lam)
     rxx, ryx = small_problem(seed=12)
     kinds = []
     ref = np_altmin_start(rxx, ryx, lam, 12, 0.05, kinds=kinds)
-    mm, _ = solve(rxx, ryx, lam, altmin_iterations=12, maxiter=0, step=0.05)
+    mm, _ = solve(rxx, ryx, lam, altmin_iterations=12, maxiter=0, step=0.05, tol=0.0)
     np.testing.assert_allclose(mm, ref, rtol=1e-9, atol=1e-12)
     if lam == 0.01:  # every column alive: once η has settled, only cheap steps
         assert kinds[-10:] == ["richardson"] * 10
@@ -341,7 +360,7 @@ def test_irls_takes_frozen_factor_steps_and_refactors_when_the_weights_move(lam)
         assert kinds.count("solve") > 1
         return
     # Frozen-factor IRLS has plain IRLS's fixed point.
-    mm, _ = solve(rxx, ryx, lam, altmin_iterations=60, maxiter=0, step=0.05)
+    mm, _ = solve(rxx, ryx, lam, altmin_iterations=60, maxiter=0, step=0.05, tol=0.0)
     fixed = np_irls_fixed_point(rxx, ryx, lam)
     np.testing.assert_allclose(mm, fixed, atol=1e-6 * np.abs(fixed).max())
 
@@ -352,7 +371,7 @@ def test_altmin_without_polish_is_irls_and_one_prox_step(mode):
     t = 0.05
     # Implicit differentiates the fixed point: check it where IRLS converges (no zero column).
     lam, steps = (0.3, 4) if isinstance(mode, glrjax.Unrolled) else (0.01, 12)
-    kw = dict(altmin_iterations=steps, maxiter=0, step=t, gradient=mode)
+    kw = dict(altmin_iterations=steps, maxiter=0, step=t, gradient=mode, tol=0.0)
     mm, info = solve(rxx, ryx, lam, **kw)
     np.testing.assert_allclose(mm, np_altmin_start(rxx, ryx, lam, steps, t), rtol=1e-9, atol=1e-12)
     assert int(info.iterations) == steps + 1 and float(info.residual) > 0
@@ -375,7 +394,7 @@ def test_the_cholesky_route_other_platforms_take_gives_the_same_altmin(monkeypat
     from glrjax import reconstruction
 
     rxx, ryx = small_problem(seed=14)
-    kw = dict(altmin_iterations=6, maxiter=0, step=0.05)
+    kw = dict(altmin_iterations=6, maxiter=0, step=0.05, tol=0.0)
     cpu_route, _ = glrjax.linear_reconstruction(rxx, ryx, 0.05, **kw)
     calls = []
 
