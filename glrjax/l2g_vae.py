@@ -15,9 +15,12 @@ TopoDiffVAE here (plain pytrees, pure JAX):
   the ground-truth graph and of the estimate, d = e(w*) − e(p), p = max(0, v) the projected
   estimate: mean μ = A_μ d + b_μ and log-variance −|A_s d + b_s| (variance ≤ 1, as in the
   paper); h = μ + exp(½ log-var)·ε with ε ~ N(0, I) drawn from an explicit key;
-- a **decoder** (MLP, tanh) on [p, h] that outputs a correction, ŵ = max(0, p + dec(p, h)):
-  residual and non-negative. Its last layer starts at zero, so an untrained block is exactly
-  the projection it replaces and L2G-VAE starts as the Unrolling network.
+- a **decoder** (MLP, tanh) on [p, h] that outputs a correction, plus a small MLP applied to
+  each edge weight on its own (shared by all edges: it can learn the weight distribution of
+  the training graphs, e.g. shrink weak edges and even out strong ones, at a cost that does
+  not grow with E²): ŵ = max(0, p + dec(p, h) + edge(p)), residual and non-negative. Both
+  last layers start at zero, so an untrained block is exactly the projection it replaces and
+  L2G-VAE starts as the Unrolling network.
 
 At test time there is no w*: h is the prior mean 0 (or, given a key, a draw of the prior
 N(0, I), which is what the paper's ``refine`` does), so the network is deterministic.
@@ -88,6 +91,7 @@ class VAEParams(NamedTuple):
     mean: tuple  # posterior mean head: (W F×Z, b Z)
     logvar: tuple  # posterior log-variance head (−|·| applied): (W F×Z, b Z)
     dec: tuple  # decoder MLP on [p, h]: ((W (E+Z)×G, b G), (W G×E, b E)), tanh between
+    edge: tuple  # per-edge MLP shared by all edges, p_e -> correction: ((1×K, K), (K×1, 1))
 
 
 class L2GVAEParams(NamedTuple):
@@ -122,12 +126,14 @@ def init_vae_params(
     features: int = 16,
     latent: int = 16,
     dec_hidden: int | None = None,
+    edge_hidden: int = 16,
     dtype=jnp.float32,
 ) -> VAEParams:
     """TopoDiffVAE weights for graphs of ``num_nodes`` nodes (E = N(N−1)/2 edges).
 
     Sizes default to the paper's: encoder hidden 32, graph features 16, latent 16, decoder
-    hidden ⌊2N(N−1)/3⌋. The decoder's last layer is zero, so the block starts as max(0, ·).
+    hidden ⌊2N(N−1)/3⌋; ``edge_hidden`` units in the per-edge MLP. The last layers of the
+    decoder and of the per-edge MLP are zero, so the block starts as max(0, ·).
 
     >>> p = init_vae_params(jax.random.key(0), 10)
     >>> p.enc[0][0].shape, p.dec[0][0].shape, p.dec[1][0].shape
@@ -138,16 +144,22 @@ def init_vae_params(
         raise ValueError(f"num_nodes={num_nodes!r} must be an int >= 3.")
     e = num_nodes * (num_nodes - 1) // 2
     g = dec_hidden if dec_hidden is not None else int(num_nodes * (num_nodes - 1) * 2 / 3)
-    for name, v in [("hidden", hidden), ("features", features), ("latent", latent), ("dec", g)]:
+    sizes = [("hidden", hidden), ("features", features), ("latent", latent), ("dec_hidden", g),
+             ("edge_hidden", edge_hidden)]  # fmt: skip
+    for name, v in sizes:
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}={v!r} must be a positive int.")
     tanh_gain = 5.0 / 3.0
-    k = jax.random.split(key, 6)
+    k = jax.random.split(key, 7)
     return VAEParams(
         enc=(_dense(k[0], e, hidden, dtype, tanh_gain), _dense(k[1], hidden, features, dtype)),
         mean=_dense(k[2], features, latent, dtype, tanh_gain),
         logvar=_dense(k[3], features, latent, dtype, tanh_gain),
         dec=(_dense(k[4], e + latent, g, dtype, tanh_gain), _dense(k[5], g, e, dtype, zero=True)),
+        edge=(
+            _dense(k[6], 1, edge_hidden, dtype, tanh_gain),
+            _dense(k[6], edge_hidden, 1, dtype, True),
+        ),
     )
 
 
@@ -234,7 +246,8 @@ def vae_block(vae: VAEParams, v, *, target=None, key=None) -> tuple[jax.Array, j
         h = mu
         if key is not None:
             h = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, (zdim,), v.dtype)
-    w = jnp.maximum(p + _mlp(vae.dec, jnp.concatenate([p, h])), 0.0)
+    edge = _mlp(vae.edge, p[:, None])[:, 0]
+    w = jnp.maximum(p + _mlp(vae.dec, jnp.concatenate([p, h])) + edge, 0.0)
     return w, kl
 
 
@@ -449,7 +462,8 @@ def l2g_vae_loss(
 
 def _template() -> L2GVAEParams:
     pair = (0, 0)
-    return L2GVAEParams(L2GParams(0, 0, 0, 0), VAEParams((pair, pair), pair, pair, (pair, pair)))
+    vae = VAEParams((pair, pair), pair, pair, (pair, pair), (pair, pair))
+    return L2GVAEParams(L2GParams(0, 0, 0, 0), vae)
 
 
 def save_params(path, params: L2GVAEParams) -> None:

@@ -39,7 +39,10 @@ def _params(dtype=jnp.float64, seed=0, layers=T, n=N):
     (w1, b1), (w2, b2) = p.vae.dec
     w2 = 0.3 * jax.random.normal(jax.random.key(seed + 100), w2.shape, dtype)
     b2 = 0.05 * jax.random.normal(jax.random.key(seed + 200), b2.shape, dtype)
-    return p._replace(vae=p.vae._replace(dec=((w1, b1), (w2, b2))))
+    (e1, c1), (e2, c2) = p.vae.edge
+    e2 = 0.2 * jax.random.normal(jax.random.key(seed + 300), e2.shape, dtype)
+    vae = p.vae._replace(dec=((w1, b1), (w2, b2)), edge=((e1, c1), (e2, c2)))
+    return p._replace(vae=vae)
 
 
 def test_vae_shapes():
@@ -48,6 +51,7 @@ def test_vae_shapes():
     assert vae.enc[0][0].shape == (e, 8) and vae.enc[1][0].shape == (8, 4)
     assert vae.mean[0].shape == (4, 3) and vae.logvar[0].shape == (4, 3)
     assert vae.dec[0][0].shape == (e + 3, 12) and vae.dec[1][0].shape == (12, e)
+    assert vae.edge[0][0].shape == (1, 16) and vae.edge[1][0].shape == (16, 1)
     v = jnp.linspace(-1.0, 1.0, e)
     w, kl = vae_block(vae, v, target=jnp.abs(v), key=jax.random.key(1))
     assert w.shape == (e,) and kl.shape == ()
