@@ -30,6 +30,7 @@ from glrjax.graph import (
 )
 from glrjax.iterate import Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
+from glrjax.l2g_vae import L2GVAEParams, VAEParams, init_l2g_vae_params, l2g_vae_loss
 from glrjax.linear import cg, jacobi
 from glrjax.primal_dual import PrimalDual, primal_dual
 from glrjax.proximal import fista, lipschitz, pgd
@@ -56,9 +57,11 @@ __all__ = [
     "Implicit",
     "Info",
     "L2GParams",
+    "L2GVAEParams",
     "PrimalDual",
     "Truncated",
     "Unrolled",
+    "VAEParams",
     "cg",
     "correlations",
     "curse",
@@ -74,10 +77,13 @@ __all__ = [
     "glr_filter",
     "gtv_denoise",
     "init_l2g_params",
+    "init_l2g_vae_params",
     "inverse_edge_terms",
     "jacobi",
     "l2g",
     "l2g_unrolled",
+    "l2g_vae",
+    "l2g_vae_loss",
     "lambda_max",
     "lambda_path",
     "laplacian_matvec",
