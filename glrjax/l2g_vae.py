@@ -158,7 +158,7 @@ def init_vae_params(
         dec=(_dense(k[4], e + latent, g, dtype, tanh_gain), _dense(k[5], g, e, dtype, zero=True)),
         edge=(
             _dense(k[6], 1, edge_hidden, dtype, tanh_gain),
-            _dense(k[6], edge_hidden, 1, dtype, True),
+            _dense(k[6], edge_hidden, 1, dtype, zero=True),
         ),
     )
 
@@ -246,7 +246,8 @@ def vae_block(vae: VAEParams, v, *, target=None, key=None) -> tuple[jax.Array, j
         h = mu
         if key is not None:
             h = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, (zdim,), v.dtype)
-    edge = _mlp(vae.edge, p[:, None])[:, 0]
+    # The per-edge branch reweights the edges the estimate has (p_e > 0); it adds none.
+    edge = jnp.where(p > 0, _mlp(vae.edge, p[:, None])[:, 0], 0.0)
     w = jnp.maximum(p + _mlp(vae.dec, jnp.concatenate([p, h])) + edge, 0.0)
     return w, kl
 
