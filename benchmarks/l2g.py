@@ -22,6 +22,10 @@ karate club graph (networkx) with GMRF signals. Gradient modes: memory (XLA temp
 training step), time and gradient error of the 20-layer L2G-VAE under each mode.
 
     python benchmarks/l2g.py [--smoke]      # writes benchmarks/results/l2g.json
+
+The parts can run as separate processes and be merged (what the recorded run did):
+``--parts compare --sizes 20 --name l2g-part-20``, ``--parts compare --sizes 50 --name
+l2g-part-50``, ``--parts modes,transfer --name l2g-part-rest``, then ``--merge``.
 """
 
 from __future__ import annotations
@@ -54,16 +58,24 @@ from glrjax.l2g_vae import L2GVAEParams, init_l2g_vae_params, l2g_vae, l2g_vae_l
 
 SMOKE = smoke()
 LAYERS = 20
-SIZES = [20] if SMOKE else [20, 50]
+
+
+def _arg(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+SIZES = [20] if SMOKE else [int(v) for v in _arg("--sizes", "20,50").split(",")]
+PARTS = _arg("--parts", "compare,modes,transfer").split(",")
+NAME = _arg("--name", "l2g")
 FAMILIES = ["BA", "ER", "RG"]
 SEEDS = {"BA": 1000, "ER": 2000, "RG": 3000}
-TRAIN = 64 if SMOKE else int(os.environ.get("L2G_TRAIN", "1000"))
+TRAIN = 64 if SMOKE else int(_arg("--train", "1000"))
 VAL = 16 if SMOKE else 64
 TEST = 16 if SMOKE else 128
 SIGNALS = 300 if SMOKE else 3000
-STEPS = 20 if SMOKE else int(os.environ.get("L2G_STEPS", "1000"))  # S
+STEPS = 20 if SMOKE else int(_arg("--steps", "400"))  # S
 BATCH = 32
-LR, VAE_LR = 1e-2, 3e-3
+LR, VAE_LR = 1e-2, 1e-3
 DTYPE = jnp.float32
 TRANSFER_TEST = 4 if SMOKE else 32
 
@@ -377,11 +389,15 @@ def implicit_error(p, z, w, key, flat):
 
 
 def main():
+    if "--merge" in sys.argv:
+        return merge()
     jax.config.update("jax_enable_x64", True)  # float64 references; training runs in float32
     t0 = time.perf_counter()
     settings, models = [], {}
-    for n in SIZES:
-        for family in FAMILIES:
+    for n in SIZES if "compare" in PARTS or "modes" in PARTS else []:
+        for family in FAMILIES if "compare" in PARTS else ["BA"]:
+            if "compare" not in PARTS and n != 20:
+                continue
             res = run_setting(family, n, SEEDS[family] + n)
             models[(family, n)] = res.pop("_models")
             res.pop("_example")
@@ -393,21 +409,49 @@ def main():
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+    report(settings)
+    modes = None
+    if "modes" in PARTS:
+        modes = gradient_modes(models[("BA", 20)][1])
+        cols = ["mode", "temp_mb", "temp_ratio", "temp_mb_tiny_vae", "temp_ratio_tiny_vae", "ms",
+                "grad_err_vs_unrolled"]  # fmt: skip
+        table(modes, cols, "Gradient modes (BA, N=20, 20 layers, batch 32)")
+        for r in modes:
+            if "grad_err_vs_own_forward" in r:
+                print(
+                    r["mode"], "vs Unrolled through its own forward:", r["grad_err_vs_own_forward"]
+                )
+    tr = transfer() if "transfer" in PARTS and not SMOKE else None
+    if tr is not None:
+        print("transfer (karate club):", {k: round(v["gmse"], 4) for k, v in tr["karate"].items()})
+    record = {
+        "settings": {
+            "layers": LAYERS, "train": TRAIN, "val": VAL, "test": TEST, "signals": SIGNALS,
+            "steps_S": STEPS, "batch": BATCH, "lr": LR, "vae_lr": VAE_LR, "dtype": "float32",
+            "command": " ".join(["python benchmarks/l2g.py"] + sys.argv[1:]),
+        },
+        "comparison": settings if "compare" in PARTS else [],
+        "gradient_modes": modes,
+        "transfer": tr,
+        "seconds": time.perf_counter() - t0,
+    }  # fmt: skip
+    record["targets"] = targets(record)
+    print("targets:", record["targets"])
+    write(NAME, record)
+
+
+def report(settings):
     rows = []
     for s in settings:
         for name, m in s["results"].items():
             rows.append({"family": s["family"], "N": s["nodes"], "method": name, **m})
     table(rows, ["family", "N", "method", "gmse", "gmse_ci95", "auc", "f1", "degree_w1",
                  "clustering_err"], "Test set")  # fmt: skip
-    modes = gradient_modes(models[("BA", 20)][1])
-    cols = ["mode", "temp_mb", "temp_ratio", "temp_mb_tiny_vae", "temp_ratio_tiny_vae", "ms",
-            "grad_err_vs_unrolled"]  # fmt: skip
-    table(modes, cols, "Gradient modes (BA, N=20, 20 layers, batch 32)")
-    for r in modes:
-        if "grad_err_vs_own_forward" in r:
-            print(r["mode"], "vs Unrolled through its own forward:", r["grad_err_vs_own_forward"])
-    tr = None if SMOKE else transfer()
-    targets = {
+
+
+def targets(record):
+    settings, modes = record["comparison"], record["gradient_modes"] or []
+    out = {
         "vae_gmse_le_0.8x_unrolling_at_20": {
             s["family"]: s["gmse_ratio_vae_over_unrolling"] <= 0.8
             for s in settings
@@ -423,31 +467,41 @@ def main():
             for s in settings
             if s["nodes"] == 50
         },
-        "implicit_or_checkpointed_temp_le_quarter": {
+    }
+    if modes:
+        out["implicit_or_checkpointed_temp_le_quarter"] = {
             k: any(
                 r[k] is not None and r[k] <= 0.25
                 for r in modes
                 if r["mode"].startswith(("Implicit", "Checkpointed"))
             )
             for k in ("temp_ratio", "temp_ratio_tiny_vae")
-        },
-    }
-    print("targets:", targets)
-    write(
-        "l2g",
-        {
-            "settings": {
-                "layers": LAYERS, "train": TRAIN, "val": VAL, "test": TEST, "signals": SIGNALS,
-                "steps_S": STEPS, "batch": BATCH, "lr": LR, "vae_lr": VAE_LR, "dtype": "float32",
-                "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-            },
-            "comparison": settings,
-            "gradient_modes": modes,
-            "transfer": tr,
-            "targets": targets,
-            "seconds": time.perf_counter() - t0,
-        },
-    )  # fmt: skip
+        }
+    return out
+
+
+def merge():
+    """Merge ``results/l2g-part-*.json`` into ``results/l2g.json``."""
+    import glob
+    import json
+
+    from _common import RESULTS
+
+    parts = [
+        json.load(open(p)) for p in sorted(glob.glob(os.path.join(RESULTS, "l2g-part-*.json")))
+    ]
+    record = {"settings": parts[0]["settings"], "comparison": [], "gradient_modes": None,
+              "transfer": None, "parts": [p["settings"]["command"] for p in parts],
+              "seconds": sum(p["seconds"] for p in parts)}  # fmt: skip
+    for p in parts:
+        record["comparison"] += p["comparison"]
+        record["gradient_modes"] = p["gradient_modes"] or record["gradient_modes"]
+        record["transfer"] = p["transfer"] or record["transfer"]
+    record["comparison"].sort(key=lambda s: (s["nodes"], FAMILIES.index(s["family"])))
+    record["targets"] = targets(record)
+    report(record["comparison"])
+    print("targets:", record["targets"])
+    write(NAME, record)
 
 
 if __name__ == "__main__":
