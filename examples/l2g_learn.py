@@ -78,7 +78,7 @@ def parse(argv=None):
     p.add_argument("--steps", type=int, default=30 if smoke else 1500, help="Adam steps")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--vae-lr", type=float, default=3e-3, help="Adam step of the VAE block")
+    p.add_argument("--vae-lr", type=float, default=1e-3, help="Adam step of the VAE block")
     p.add_argument(
         "--vae-steps", type=int, default=None, help="L2G-VAE steps (default --steps/2; 0: skip)"
     )
@@ -295,7 +295,10 @@ def figure(res: dict, layers: int, path: str) -> None:
     ax.axis("off")
     cells = [[name, f"{m['gmse']:.4f}", f"{m['f1']:.3f}", f"{m['auc']:.3f}"]
              for name, m in table_rows(res, layers)]  # fmt: skip
-    tab = ax.table(cellText=cells, colLabels=["method", "GMSE", "F1", "AUC"], loc="center")
+    tab = ax.table(
+        cellText=cells, colLabels=["method", "GMSE", "F1", "AUC"], loc="center",
+        colWidths=[0.55, 0.15, 0.15, 0.15],
+    )  # fmt: skip
     tab.auto_set_font_size(False)
     tab.set_fontsize(8)
     tab.scale(1.0, 1.6)
