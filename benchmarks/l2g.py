@@ -440,11 +440,17 @@ def main():
     write(NAME, record)
 
 
-def report(settings):
+def flat_rows(settings):
+    """One row per (family, N, method): the table docs/hooks.py renders."""
     rows = []
     for s in settings:
         for name, m in s["results"].items():
             rows.append({"family": s["family"], "N": s["nodes"], "method": name, **m})
+    return rows
+
+
+def report(settings):
+    rows = flat_rows(settings)
     table(rows, ["family", "N", "method", "gmse", "gmse_ci95", "auc", "f1", "degree_w1",
                  "clustering_err"], "Test set")  # fmt: skip
 
@@ -499,6 +505,7 @@ def merge():
         record["transfer"] = p["transfer"] or record["transfer"]
     record["comparison"].sort(key=lambda s: (s["nodes"], FAMILIES.index(s["family"])))
     record["targets"] = targets(record)
+    record["rows"] = flat_rows(record["comparison"])
     report(record["comparison"])
     print("targets:", record["targets"])
     write(NAME, record)
