@@ -1,4 +1,4 @@
-"""Train the unrolled L2G network on random graphs and compare it with the untrained solver.
+"""Train the unrolled L2G network and L2G-VAE on random graphs; compare with the plain solver.
 
 For each graph family (``--families``, default BA) this script
 
@@ -12,11 +12,16 @@ For each graph family (``--families``, default BA) this script
    powers of 2, α ∈ [2⁻¹, 2⁵], β ∈ [2⁻³, 2⁵], then a finer grid around the best);
 3. trains :func:`glrjax.l2g.l2g_unrolled` (per-layer τ, σ, α, β, learned in log space
    with optax's Adam on the mean GMSE of the last layer), initialised at the tuned
-   ``--layers``-iteration solver, so that training starts from the baseline;
-4. reports test GMSE = ‖ŵ − w*‖²/‖w*‖² (mean ± 95% interval; ŵ as it is, the paper's
+   ``--layers``-iteration solver, so that training starts from the baseline ("Unrolling");
+4. trains L2G-VAE (:func:`glrjax.l2g_vae.l2g_vae`: the same layers with the TopoDiffVAE
+   block in the last one) end-to-end on the paper's objective, starting from the Unrolling
+   network after half of ``--steps`` and running the other half (both get ``--steps`` Adam
+   steps in all; ``--vae-lr`` is the VAE's learning rate, ``--vae-steps 0`` skips it);
+5. reports test GMSE = ‖ŵ − w*‖²/‖w*‖² (mean ± 95% interval; ŵ as it is, the paper's
    convention, and after the best scalar rescaling of ŵ), edge F1 (ŵ > 10⁻⁴) and edge
-   AUC, prints a table, writes ``l2g_learn.json`` and ``l2g_learn.png`` (true and
-   learned adjacency of a test graph, and the training curve) to ``--out``.
+   AUC, prints a table, writes ``l2g_learn.json`` and ``l2g_learn.png`` (true, classical,
+   Unrolling and L2G-VAE adjacency of a test graph, the training curves and the metric
+   table) to ``--out``.
 
 Run: ``python examples/l2g_learn.py --families ER,BA,RG``; ``--smoke`` for a tiny run.
 """
@@ -49,6 +54,12 @@ from glrjax.l2g import (  # noqa: E402
     synthetic_dataset,
     to_matrix,
 )
+from glrjax.l2g_vae import (  # noqa: E402
+    L2GVAEParams,
+    init_vae_params,
+    l2g_vae,
+    l2g_vae_loss,
+)
 
 SEEDS = {"ER": 100, "BA": 200, "RG": 300}
 
@@ -67,6 +78,10 @@ def parse(argv=None):
     p.add_argument("--steps", type=int, default=30 if smoke else 1500, help="Adam steps")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--vae-lr", type=float, default=1e-3, help="Adam step of the VAE block")
+    p.add_argument(
+        "--vae-steps", type=int, default=None, help="L2G-VAE steps (default --steps/2; 0: skip)"
+    )
     p.add_argument("--tune", type=int, default=32 if smoke else 128, help="graphs for α, β")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -117,24 +132,37 @@ def to_params(theta):
     return L2GParams(*(jnp.exp(t) for t in theta))
 
 
-def train(theta, z, w, args, rng):
-    opt = optax.adam(args.lr)
+def to_vae_params(theta):
+    return L2GVAEParams(to_params(theta[0]), theta[1])
+
+
+def unrolling_loss(theta, z, w, key):
+    p = to_params(theta)
+    return jnp.mean(gmse(jax.vmap(lambda zz: l2g_unrolled(zz, p))(z), w))
+
+
+def vae_loss(theta, z, w, key):
+    return l2g_vae_loss(to_vae_params(theta), z, w, key)  # GMSE + reconstruction + KL
+
+
+def train(theta, z, w, args, rng, steps=None, loss=unrolling_loss, opt=None, label="Unrolling"):
+    from rich.progress import track
+
+    steps = args.steps if steps is None else steps
+    opt = optax.adam(args.lr) if opt is None else opt
     state = opt.init(theta)
 
-    def loss(theta, z, w):
-        p = to_params(theta)
-        return jnp.mean(gmse(jax.vmap(lambda zz: l2g_unrolled(zz, p))(z), w))
-
     @jax.jit
-    def update(theta, state, z, w):
-        val, g = jax.value_and_grad(loss)(theta, z, w)
+    def update(theta, state, z, w, key):
+        val, g = jax.value_and_grad(loss)(theta, z, w, key)
         upd, state = opt.update(g, state, theta)
         return optax.apply_updates(theta, upd), state, val
 
     curve = []
-    for _ in range(args.steps):
+    key = jax.random.key(args.seed)
+    for i in track(range(steps), description=f"training {label}", transient=True):
         idx = rng.choice(z.shape[0], min(args.batch, z.shape[0]), replace=False)
-        theta, state, val = update(theta, state, z[idx], w[idx])
+        theta, state, val = update(theta, state, z[idx], w[idx], jax.random.fold_in(key, i))
         curve.append(float(val))
     return theta, curve
 
@@ -171,12 +199,27 @@ def run_family(family: str, args) -> dict:
     )
     theta = tuple(jnp.log(p) for p in init_l2g_params(args.nodes, args.layers, a_fix, b_fix))
     rng = np.random.default_rng(args.seed)
-    theta, curve = train(theta, z_tr, w_tr, args, rng)
+    vae_steps = args.steps // 2 if args.vae_steps is None else args.vae_steps
+    first = args.steps - vae_steps if vae_steps else args.steps
+    theta_half, curve = train(theta, z_tr, w_tr, args, rng, steps=first)
+    theta, curve2 = train(theta_half, z_tr, w_tr, args, rng, steps=args.steps - first)
     trained = jax.jit(jax.vmap(lambda zz, p: l2g_unrolled(zz, p), in_axes=(0, None)))
-
     w_fix = fixed(z_te, a_fix, b_fix)
     w_conv, info = converged(z_te, a_conv, b_conv)
     w_net = trained(z_te, to_params(theta))
+    out = {}
+    if vae_steps:
+        vae0 = init_vae_params(jax.random.key(args.seed + 1), args.nodes)
+        opt = optax.multi_transform(
+            {"u": optax.adam(args.lr), "v": optax.adam(args.vae_lr)}, ("u", "v")
+        )
+        theta_v, curve_v = train(
+            (theta_half, vae0), z_tr, w_tr, args, rng, vae_steps, vae_loss, opt, "L2G-VAE"
+        )
+        run_vae = jax.jit(jax.vmap(lambda zz, p: l2g_vae(zz, p).w, in_axes=(0, None)))
+        w_vae = run_vae(z_te, to_vae_params(theta_v))
+        out = {"l2g_vae": summary(w_vae, w_te), "l2g_vae_curve": curve + curve_v}
+    curve = curve + curve2
     return {
         "family": family,
         "alpha_beta_fixed": [a_fix, b_fix],
@@ -189,10 +232,30 @@ def run_family(family: str, args) -> dict:
         "trained": summary(w_net, w_te),
         "train_curve": curve,
         "learned": {k: np.asarray(v).tolist() for k, v in to_params(theta)._asdict().items()},
+        **out,
         "seconds": time.perf_counter() - t0,
         "_example": (np.asarray(w_te[0]), np.asarray(w_fix[0]), np.asarray(w_conv[0]),
-                     np.asarray(w_net[0])),
+                     np.asarray(w_net[0])) + ((np.asarray(w_vae[0]),) if out else ()),
     }  # fmt: skip
+
+
+def table_rows(res: dict, layers: int) -> list[tuple[str, dict]]:
+    rows = [
+        (
+            f"untrained {layers} it (a={res['alpha_beta_fixed'][0]:.3g},"
+            f"b={res['alpha_beta_fixed'][1]:.3g})",
+            res["untrained_fixed"],
+        ),
+        (
+            f"classical conv (a={res['alpha_beta_converged'][0]:.3g},"
+            f"b={res['alpha_beta_converged'][1]:.3g})",
+            res["untrained_converged"],
+        ),
+        (f"Unrolling, {layers} layers", res["trained"]),
+    ]
+    if "l2g_vae" in res:
+        rows.append((f"L2G-VAE, {layers} layers", res["l2g_vae"]))
+    return rows
 
 
 def figure(res: dict, layers: int, path: str) -> None:
@@ -201,32 +264,45 @@ def figure(res: dict, layers: int, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mats = [np.asarray(to_matrix(jnp.asarray(w))) for w in res["_example"]]
-    titles = [
-        "true W*",
-        f"untrained, {layers} iterations",
-        "untrained, converged",
-        f"trained unrolled, {layers} layers",
-    ]
+    # true / classical (converged) / Unrolling / L2G-VAE adjacency of one test graph
+    ws = [res["_example"][i] for i in (0, 2, 3, 4) if i < len(res["_example"])]
+    titles = ["true W*", "classical, converged", f"Unrolling, {layers} layers",
+              f"L2G-VAE, {layers} layers"][: len(ws)]  # fmt: skip
+    mats = [np.asarray(to_matrix(jnp.asarray(w))) for w in ws]
     vmax = max(m.max() for m in mats)
-    fig, axes = plt.subplots(1, 5, figsize=(21, 4), layout="constrained")
-    for ax, m, title, w in zip(axes, mats, titles, res["_example"], strict=False):
+    fig, axes = plt.subplots(1, len(ws) + 2, figsize=(5 * (len(ws) + 2), 4.4), layout="constrained")
+    for ax, m, title, w in zip(axes, mats, titles, ws, strict=False):
         im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax)
-        err = float(gmse(w, res["_example"][0]))
+        err = float(gmse(w, ws[0]))
         ax.set_title(title if title == "true W*" else f"{title}\nGMSE {err:.3f}", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=list(axes[:4]), fraction=0.012, pad=0.01)
-    ax = axes[4]
-    ax.semilogy(res["train_curve"], lw=0.8, label="trained (batch GMSE)")
-    ax.axhline(res["untrained_fixed"]["gmse"], color="C1", ls="--", label="untrained, fixed (test)")
+    fig.colorbar(im, ax=list(axes[: len(ws)]), fraction=0.012, pad=0.01)
+    ax = axes[len(ws)]
+    ax.semilogy(res["train_curve"], lw=0.8, label="Unrolling (batch GMSE)")
+    if "l2g_vae_curve" in res:
+        ax.semilogy(res["l2g_vae_curve"], lw=0.8, label="L2G-VAE (batch loss)")
     ax.axhline(
-        res["untrained_converged"]["gmse"], color="C2", ls=":", label="untrained, conv. (test)"
+        res["untrained_converged"]["gmse"], color="C2", ls=":", label="classical, conv. (test)"
     )
-    ax.axhline(res["trained"]["gmse"], color="C3", label="trained (test)")
+    ax.axhline(res["trained"]["gmse"], color="C3", label="Unrolling (test)")
+    if "l2g_vae" in res:
+        ax.axhline(res["l2g_vae"]["gmse"], color="C4", ls="--", label="L2G-VAE (test)")
     ax.set_xlabel("Adam step")
-    ax.set_title(f"{res['family']} graphs: GMSE", fontsize=10)
-    ax.legend(fontsize=8, loc="center right")
+    ax.set_title(f"{res['family']} graphs: training", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    ax = axes[-1]  # the metric table
+    ax.axis("off")
+    cells = [[name, f"{m['gmse']:.4f}", f"{m['f1']:.3f}", f"{m['auc']:.3f}"]
+             for name, m in table_rows(res, layers)]  # fmt: skip
+    tab = ax.table(
+        cellText=cells, colLabels=["method", "GMSE", "F1", "AUC"], loc="center",
+        colWidths=[0.55, 0.15, 0.15, 0.15],
+    )  # fmt: skip
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(8)
+    tab.scale(1.0, 1.6)
+    ax.set_title(f"{res['family']}: test metrics", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -251,19 +327,7 @@ def main(argv=None) -> dict:
     print(head)
     print("-" * len(head))
     for res in results:
-        rows = [
-            (
-                f"untrained {args.layers} it (a={res['alpha_beta_fixed'][0]:.3g},"
-                f"b={res['alpha_beta_fixed'][1]:.3g})",
-                res["untrained_fixed"],
-            ),
-            (
-                f"untrained conv (a={res['alpha_beta_converged'][0]:.3g},"
-                f"b={res['alpha_beta_converged'][1]:.3g})",
-                res["untrained_converged"],
-            ),
-            (f"trained unrolled, {args.layers} layers", res["trained"]),
-        ]
+        rows = table_rows(res, args.layers)
         for name, s in rows:
             g = f"{s['gmse']:.4f} ± {s['gmse_ci95']:.4f}"
             print(
@@ -276,6 +340,11 @@ def main(argv=None) -> dict:
             f"trained / untrained-converged = "
             f"{res['trained']['gmse'] / res['untrained_converged']['gmse']:.3f}"
         )
+        if "l2g_vae" in res:
+            print(
+                f"{res['family']:6} L2G-VAE / Unrolling GMSE = "
+                f"{res['l2g_vae']['gmse'] / res['trained']['gmse']:.3f}"
+            )
 
     first = next((r for r in results if r["family"] == "BA"), results[0])
     png = os.path.join(args.out, "l2g_learn.png")

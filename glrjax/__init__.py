@@ -34,6 +34,7 @@ from glrjax.graph import (
 from glrjax.interpolate import glr_interpolate, gtv_interpolate
 from glrjax.iterate import RESULTS, Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g_unrolled
+from glrjax.l2g_vae import L2GVAEParams, VAEParams, init_l2g_vae_params, l2g_vae_loss
 from glrjax.linear import cg, jacobi
 from glrjax.networks import UGLRConfig, UGTVConfig, uglr, uglr_init, ugtv, ugtv_init
 from glrjax.primal_dual import PrimalDual
@@ -55,6 +56,7 @@ from glrjax.spectral import spectral_clustering
 # and stay callable as their function of the same name (glrjax.l2g(z, alpha, beta)).
 l2g = make_callable("glrjax.l2g", "l2g")
 primal_dual = make_callable("glrjax.primal_dual", "primal_dual")
+l2g_vae = make_callable("glrjax.l2g_vae", "l2g_vae")
 
 __version__ = "0.1.0"
 
@@ -69,12 +71,14 @@ __all__ = [
     "Implicit",
     "Info",
     "L2GParams",
+    "L2GVAEParams",
     "PrimalDual",
     "RESULTS",
     "Truncated",
     "UGLRConfig",
     "UGTVConfig",
     "Unrolled",
+    "VAEParams",
     "cg",
     "conv_patches",
     "correlations",
@@ -93,11 +97,14 @@ __all__ = [
     "gtv_denoise",
     "gtv_interpolate",
     "init_l2g_params",
+    "init_l2g_vae_params",
     "inverse_edge_terms",
     "jacobi",
     "knn_graph",
     "l2g",
     "l2g_unrolled",
+    "l2g_vae",
+    "l2g_vae_loss",
     "lambda_max",
     "lambda_path",
     "laplacian_matvec",
