@@ -183,7 +183,20 @@ def implicit_solve(
         matvec = _linear_map(lambda z: opt_conv(z, params, *opt_consts), x)  # ∂F/∂x
 
         pc = None if pc_conv is None else functools.partial(_apply_pc, pc_conv, params, pc_consts)
-        x_dot = linear_solve(matvec, rhs, gradient, symmetric=symmetric, precond=pc)
+        if isinstance(x, jax.Array):
+            x_dot = linear_solve(matvec, rhs, gradient, symmetric=symmetric, precond=pc)
+        else:  # a pytree (a primal-dual pair): one flat system, so that a part of the
+            # solution the loss does not use (a symbolic-zero cotangent) never reaches
+            # custom_linear_solve as an operand of its own (JAX cannot take it there).
+            flat_rhs, unravel = ravel_pytree(rhs)
+
+            def flat(fn):
+                return lambda v: ravel_pytree(fn(unravel(v)))[0]
+
+            flat_pc = None if pc is None else flat(pc)
+            x_dot = unravel(
+                linear_solve(flat(matvec), flat_rhs, gradient, symmetric=symmetric, precond=flat_pc)
+            )
         aux_dot = jax.tree_util.tree_map(_zero_tangent, aux)
         return (x, aux), (x_dot, aux_dot)
 

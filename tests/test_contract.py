@@ -399,8 +399,13 @@ def test_implicit_backward_failure_nan_by_default_finite_when_ignored(case):
 
 
 def _tangent(theta, seed):
+    """A random direction; symmetric for the SPD matrix S (CG's operator must stay SPD
+    along it, or the finite differences would differentiate CG on a non-symmetric matrix)."""
     rng = np.random.default_rng(seed)
-    return {k: jnp.asarray(rng.standard_normal(np.shape(v)), v.dtype) for k, v in theta.items()}
+    out = {k: jnp.asarray(rng.standard_normal(np.shape(v)), v.dtype) for k, v in theta.items()}
+    if "S" in out:
+        out["S"] = 0.5 * (out["S"] + out["S"].T)
+    return out
 
 
 @pytest.mark.parametrize("mode", list(MODES), ids=list(MODES))
