@@ -117,6 +117,8 @@ def edge_index(graph):
         src, dst = graph.edge_index()
         return np.asarray(src), np.asarray(dst)
     if not hasattr(graph, "offsets"):
+        if isinstance(graph.src, jax.core.Tracer) or isinstance(graph.dst, jax.core.Tracer):
+            return graph.src, graph.dst  # a traced edge list: jnp index arrays
         return np.asarray(graph.src), np.asarray(graph.dst)
     h, w = graph.height, graph.width
     idx = np.arange(h * w).reshape(h, w)
@@ -130,11 +132,17 @@ def edge_index(graph):
     return src, dst
 
 
-def max_neighbours(graph) -> int:
-    """The largest unweighted degree over the candidate edges (≥ 1)."""
+def max_neighbours(graph):
+    """The largest unweighted degree over the candidate edges (≥ 1): a Python int, or a
+    traced scalar for a traced edge list."""
     if hasattr(graph, "max_neighbours"):
         return max(int(graph.max_neighbours()), 1)
     src, dst = edge_index(graph)
+    if isinstance(src, jax.core.Tracer) or isinstance(dst, jax.core.Tracer):
+        n = math.prod(graph.node_shape)
+        ones = jnp.ones(jnp.shape(src), jnp.int32)
+        deg = jnp.zeros(n, jnp.int32).at[src].add(ones).at[dst].add(ones)
+        return jnp.maximum(jnp.max(deg), 1)
     mask = valid_mask(graph)
     n = math.prod(graph.node_shape)
     deg = np.bincount(src[mask], minlength=n) + np.bincount(dst[mask], minlength=n)
@@ -181,3 +189,31 @@ def exact_info(dtype, ok=True) -> Info:
         residual=jnp.zeros((), dtype),
         converged=jnp.asarray(ok),
     )
+
+
+class Structure:
+    """A graph's structure as a hashable static value (jit's static arguments).
+
+    Equal when the graph type, node shape and edge index are; ``graph(w)`` rebuilds the
+    graph with weights ``w``.
+    """
+
+    def __init__(self, graph):
+        self._graph = graph
+        src, dst = edge_index(graph)
+        self._key = (
+            type(graph).__name__,
+            tuple(graph.node_shape),
+            np.asarray(src).tobytes(),
+            np.asarray(dst).tobytes(),
+            np.shape(graph.weights),
+        )
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, Structure) and self._key == other._key
+
+    def graph(self, w):
+        return with_weights(self._graph, w)

@@ -50,6 +50,7 @@ from glrjax.iterate import Info
 from glrjax.proximal import pgd
 
 from ._common import (
+    Structure,
     check_choice,
     check_graph,
     check_samples,
@@ -362,30 +363,31 @@ def m_step(
     prox_args = (jnp.asarray(gamma, dtype) * d, cap)
     eta = jnp.asarray(step, dtype) / max_neighbours(graph)
     if isinstance(gradient, Implicit):
-        # The fixed point w = prox(w − η∇f(w), γD, η), differentiated by a transpose-free
+        # The fixed point w = prox(w − η∇f(w), ηγD, η), differentiated by a transpose-free
         # GMRES on VJPs (glrjax.gem._implicit): the engine's GMRES would transpose the
-        # inner CG solves' while loops. η is held constant (zero gradient), as in pgd.
-        eta_c = jax.lax.stop_gradient(eta)
-
+        # inner CG solves' while loops. η is a parameter of the fixed point: the ℓ0
+        # threshold √(2ηγD) moves with it.
         def forward(params, w0):
-            a, pa = params
+            a, pa, eta = params
             return pgd(
                 grad_f,
                 prox_capped,
                 w0,
                 a,
                 pa,
-                step=eta_c,
+                step=eta,
                 tol=pgd_tol,
                 maxiter=steps,
                 gradient=gradient,
             )
 
         def optimality(w, params):
-            a, pa = params
-            return prox_capped(w - eta_c * grad_f(w, a), pa, eta_c) - w
+            a, pa, eta = params
+            return prox_capped(w - eta * grad_f(w, a), pa, eta) - w
 
-        w, info = fixed_point_solve(forward, optimality, (args, prox_args), graph.weights, gradient)
+        w, info = fixed_point_solve(
+            forward, optimality, (args, prox_args, eta), graph.weights, gradient
+        )
     else:
         w, info = pgd(
             grad_f,
@@ -440,6 +442,7 @@ def marginal_objective(y, graph, sigma, delta, gamma):
         "steps",
         "metric",
         "estimator",
+        "structure",
         "posterior_covariance",
         "maxiter",
         "objective",
@@ -447,7 +450,7 @@ def marginal_objective(y, graph, sigma, delta, gamma):
 )
 def _gem_fit(
     y,
-    graph,
+    w0,
     sigma,
     delta,
     gamma,
@@ -459,10 +462,12 @@ def _gem_fit(
     steps,
     metric,
     estimator,
+    structure,
     posterior_covariance,
     maxiter,
     objective,
 ):
+    graph = structure.graph(w0)
     if isinstance(estimator, Probes):  # the key is traced (a JAX key is not hashable)
         estimator = Probes(num=estimator.num, key=key)
     # One estimator (one probe set) for the C terms (E-step) and the Θ⁻¹ terms (M-step):
@@ -565,7 +570,7 @@ def gem_fit(
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
     w, history = _gem_fit(
         y,
-        graph0,
+        graph0.weights,
         cast(sigma),
         cast(delta),
         cast(gamma),
@@ -576,6 +581,7 @@ def gem_fit(
         steps=steps,
         metric=metric,
         estimator=estimator,
+        structure=Structure(graph0),
         posterior_covariance=bool(posterior_covariance),
         maxiter=maxiter,
         objective=bool(objective),

@@ -173,6 +173,8 @@ class GEMNetConfig:
             where="GEMNetConfig",
         )
         object.__setattr__(self, "estimator", est)
+        for name in ("num_probes", "route", "probe_seed"):  # folded into the estimator
+            object.__setattr__(self, name, None)
         check_choice(self.relaxation, "relaxation", RELAXATIONS)
         check_choice(self.metric, "metric", METRICS)
         if not self.delta > 0:
