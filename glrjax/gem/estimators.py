@@ -152,15 +152,23 @@ class Coloured(EdgeTermEstimator):
     One probe per colour class (the sum of its nodes' indicator vectors). The error of an
     edge term comes from entries of (I + μL)⁻¹ between nodes of one colour, more than
     ``distance`` hops apart; larger ``distance``: more colours (solves), smaller error.
-    Deterministic. The colouring is computed once per graph structure, in numpy, at trace
-    time (:func:`colouring`).
+    With ``signs=0`` the estimate is deterministic and biased (those entries are all
+    positive and add up). With ``signs=S > 0`` each colour's indicator entries get random
+    signs ±1, S draws from ``key`` (probing combined with Hutchinson's estimator, as in
+    Stathopoulos et al.'s hierarchical probing): unbiased, the far entries add up
+    incoherently; S × colours solves. The colouring is computed once per graph structure,
+    in numpy, at trace time (:func:`colouring`).
 
     >>> import glrjax
     >>> Coloured(distance=2).num_solves(glrjax.GridGraph.window(16, 16, radius=1))
     9
+    >>> Coloured(distance=2, signs=2).num_solves(glrjax.GridGraph.window(16, 16, radius=1))
+    18
     """
 
     distance: int = 2  # d: nodes within d hops of each other get different colours
+    signs: int = 0  # S: draws of random signs inside the colour classes (0: none, biased)
+    key: int = 0  # seed of the signs
 
     def __post_init__(self):
         d = self.distance
@@ -171,25 +179,41 @@ class Coloured(EdgeTermEstimator):
                 f"Coloured(distance={d}) must be >= 1 (an edge's two ends need different "
                 "colours), e.g. distance=2."
             )
+        s = self.signs
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
+            raise ValueError(f"Coloured(signs={s!r}) must be an int >= 0, e.g. signs=2.")
+
+    def _signs(self, n):
+        """(max(S, 1), N) ±1 signs (all +1 when S = 0), numpy, from ``key``."""
+        if self.signs == 0:
+            return np.ones((1, n))
+        rng = np.random.default_rng(int(self.key))
+        return np.where(rng.integers(0, 2, (self.signs, n)) == 0, 1.0, -1.0)
 
     def vectors(self, graph, dtype):
         colours = colouring(graph, self.distance)
-        count = int(colours.max()) + 1
-        v = np.zeros((count, colours.size))
-        v[colours, np.arange(colours.size)] = 1.0
+        n, count = colours.size, int(colours.max()) + 1
+        signs = self._signs(n)
+        v = np.zeros((signs.shape[0], count, n))
+        v[:, colours, np.arange(n)] = signs
+        v = v.reshape(-1, n)
         v -= v.mean(axis=1, keepdims=True)  # ⊥ 1: the same estimates, faster CG
-        return jnp.asarray(v, dtype).reshape((count,) + tuple(graph.node_shape))
+        return jnp.asarray(v, dtype).reshape((v.shape[0],) + tuple(graph.node_shape))
 
     def read(self, graph, z, u):
         colours = colouring(graph, self.distance)
+        n, count = colours.size, int(colours.max()) + 1
+        signs = jnp.asarray(self._signs(n), u.dtype)  # (R, N)
         src, dst = edge_index(graph)
         ci, cj = colours[src], colours[dst]
-        u = u.reshape(u.shape[0], -1)
-        t = u[ci, src] - u[ci, dst] + u[cj, dst] - u[cj, src]
+        u = u.reshape(signs.shape[0], count, n)
+        si, sj = signs[:, src], signs[:, dst]  # (R,) + edge shape
+        t = si * (u[:, ci, src] - u[:, ci, dst]) + sj * (u[:, cj, dst] - u[:, cj, src])
+        t = jnp.mean(t, axis=0)
         return jnp.where(jnp.asarray(valid_mask(graph)), t, jnp.zeros((), t.dtype))
 
     def num_solves(self, graph) -> int:
-        return int(colouring(graph, self.distance).max()) + 1
+        return (int(colouring(graph, self.distance).max()) + 1) * max(self.signs, 1)
 
 
 def resolve_estimator(estimator, route=None, num_probes=None, key=None, *, default, where):
