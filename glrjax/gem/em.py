@@ -353,7 +353,13 @@ def m_step(
 
     def grad_f(w, args):  # minimise −(log det Θ − tr ΘS̃): descent along D∇
         s, d, alpha, beta = args
-        out = d * (s - theta_terms(w, alpha, beta))
+        t = theta_terms(w, alpha, beta)
+        if metric == "diagonal":
+            # The step's metric follows the current t: |D(t − s)| ≤ 1/max(s, t), so when
+            # cuts during this M-step raise t (a sparser graph), the step does not blow up
+            # (a metric frozen at t₀ sent weights to 10⁶ within two GEM iterations).
+            d = diagonal_metric(s, t, valid)
+        out = d * (s - t)
         return out if second_order else jax.lax.stop_gradient(out)
 
     def prox_capped(x, prox_args, t):
