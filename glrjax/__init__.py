@@ -6,6 +6,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 """
 
 from glrjax import curse, gem, prox
+from glrjax._module import make_callable
 from glrjax.gem import (
     GEMNetConfig,
     GEMNetParams,
@@ -19,19 +20,21 @@ from glrjax.gem import (
 from glrjax.glr import glr_filter, gtv_denoise
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.graph import (
+    AbstractGraph,
     EdgeGraph,
     GridGraph,
     degree,
     edge_difference,
+    knn_graph,
     laplacian_matvec,
     num_edges,
     to_dense,
     window_offsets,
 )
 from glrjax.iterate import Info
-from glrjax.l2g import L2GParams, init_l2g_params, l2g, l2g_unrolled
+from glrjax.l2g import L2GParams, init_l2g_params, l2g_unrolled
 from glrjax.linear import cg, jacobi
-from glrjax.primal_dual import PrimalDual, primal_dual
+from glrjax.primal_dual import PrimalDual
 from glrjax.proximal import fista, lipschitz, pgd
 from glrjax.reconstruction import (
     correlations,
@@ -44,9 +47,15 @@ from glrjax.reconstruction import (
 )
 from glrjax.sharding import shard_batch
 
+# glrjax.l2g and glrjax.primal_dual stay modules (import glrjax.l2g as m; m.synthetic_dataset)
+# and stay callable as their function of the same name (glrjax.l2g(z, alpha, beta)).
+l2g = make_callable("glrjax.l2g", "l2g")
+primal_dual = make_callable("glrjax.primal_dual", "primal_dual")
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractGraph",
     "Checkpointed",
     "EdgeGraph",
     "GEMNetConfig",
@@ -76,6 +85,7 @@ __all__ = [
     "init_l2g_params",
     "inverse_edge_terms",
     "jacobi",
+    "knn_graph",
     "l2g",
     "l2g_unrolled",
     "lambda_max",

@@ -59,3 +59,96 @@ def check_float_array(x, name: str) -> jax.Array:
             f"Cast it, e.g. {name}.astype(jnp.float32)."
         )
     return x
+
+
+def check_int(value, name: str, *, minimum: int | None = None, example: str = "10") -> int:
+    """A static Python int (not a bool, not an array), >= ``minimum`` when given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}={value!r} must be a Python int, e.g. {name}={example}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}, e.g. {name}={example}.")
+    return int(value)
+
+
+def check_scalar(
+    value,
+    name: str,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    finite: bool = True,
+    example: str = "1.0",
+):
+    """A real scalar (Python number or 0-d/broadcastable real array; traced values pass).
+
+    Concrete values are checked for finiteness (``finite``), > 0 (``positive``) or >= 0
+    (``nonnegative``); the message names the argument and gives an example.
+    """
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or hasattr(value, "dtype")):
+        raise TypeError(f"{name}={value!r} must be a real number, e.g. {name}={example}.")
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and not (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    ):
+        raise TypeError(f"{name} has dtype {dtype}; it must be real, e.g. {name}={example}.")
+    arr = _concrete_array(value)
+    if arr is None or not arr.size:
+        return value
+    arr = arr.astype(np.float64)
+    if finite and not bool(np.all(np.isfinite(arr))):
+        raise ValueError(f"{name}={value} must be finite, e.g. {name}={example}.")
+    if positive and not bool(np.all(arr > 0)):
+        raise ValueError(f"{name}={value} must be > 0, e.g. {name}={example}.")
+    if nonnegative and not bool(np.all(arr >= 0)):
+        raise ValueError(f"{name}={value} must be >= 0, e.g. {name}={example}.")
+    return value
+
+
+def check_choice(value, name: str, choices):
+    """``value`` if it is one of ``choices`` (strings of a ``Literal`` option), else ValueError."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"{name}={value!r} is not one of {tuple(choices)}; e.g. {name}={choices[0]!r}."
+        )
+    return value
+
+
+def check_schedule(s, name: str, maxiter: int):
+    """None, or a real array of shape ``(..., maxiter)``: one value per iteration."""
+    if s is None:
+        return None
+    s = check_float_array(s, name)
+    if s.ndim < 1 or s.shape[-1] != maxiter:
+        raise ValueError(
+            f"{name} has shape {s.shape}; a step-size schedule needs one value per iteration, "
+            f"shape (..., maxiter) = (..., {maxiter})."
+        )
+    return s
+
+
+def check_callable(fn, name: str, signature: str):
+    """``fn`` if it is callable, else a TypeError naming the expected ``signature``."""
+    if not callable(fn):
+        raise TypeError(f"{name} must be a function {signature}, got {type(fn).__name__}.")
+    return fn
+
+
+def call_user(fn, name: str, *args):
+    """``fn(*args)``; an exception raised inside it is re-raised naming ``name``.
+
+    The user's function is blamed for its own errors (with the original exception chained)
+    instead of the solver reporting a misleading shape or squareness problem.
+    """
+    try:
+        return fn(*args)
+    except Exception as err:  # noqa: BLE001 - re-raised with context, never swallowed
+        shapes = ", ".join(str(getattr(a, "shape", type(a).__name__)) for a in args)
+        message = (
+            f"the user function {name} raised {type(err).__name__} when called with "
+            f"arguments of shapes ({shapes}): {err}"
+        )
+        try:
+            new = type(err)(message)
+        except Exception:  # noqa: BLE001 - an exception type with another constructor
+            new = RuntimeError(message)
+        raise new from err

@@ -392,3 +392,457 @@ BAD = [
 def test_bad_input_gives_clear_error(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+# ----------------------------------------------------------------- the graph interface
+
+
+def _interface_graphs():
+    rng = np.random.default_rng(3)
+    h, w, r = 4, 5, 2
+    k = len(glrjax.window_offsets(r))
+    grid = GridGraph.window(h, w, r, rng.uniform(0.1, 2.0, (k, h, w)))
+    pts = rng.standard_normal((15, 3))
+    return [grid, grid.to_edges(), glrjax.knn_graph(pts, 4, sigma=1.5, dtype=jnp.float64)]
+
+
+def _dense_from_structure(g):
+    """Dense Laplacian from edge_index/valid_mask/weights, by numpy loops (independent)."""
+    src, dst = (np.asarray(a) for a in g.edge_index())
+    mask = g.valid_mask()
+    w = np.asarray(g.weights)
+    n = g.num_nodes
+    a = np.zeros((n, n))
+    for idx in zip(*np.nonzero(mask), strict=True):
+        i, j = src[idx], dst[idx]
+        a[i, j] += w[idx]
+        a[j, i] += w[idx]
+    return np.diag(a.sum(1)) - a, a
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["grid", "edges", "knn"])
+def test_interface_methods_agree_with_dense_references(which):
+    g = _interface_graphs()[which]
+    assert isinstance(g, glrjax.AbstractGraph)
+    l_ref, a_ref = _dense_from_structure(g)
+    if which == 0:  # the grid's structure against the brute-force pixel-pair loop
+        np.testing.assert_allclose(
+            a_ref, reference_adjacency(np.asarray(g.weights), 4, 5, 2), atol=1e-12
+        )
+    n = g.num_nodes
+    assert g.edge_shape == tuple(g.weights.shape) and g.batch_shape == ()
+    assert g.valid_mask().dtype == bool and g.valid_mask().shape == g.edge_shape
+    src, dst = g.edge_index()
+    assert isinstance(src, np.ndarray) and src.shape == g.edge_shape
+    assert np.all(src[~g.valid_mask()] == 0) and np.all(dst[~g.valid_mask()] == 0)
+    np.testing.assert_allclose(np.asarray(g.to_dense()), l_ref, atol=1e-12)
+    x = np.random.default_rng(4).standard_normal(g.node_shape)
+    op = g.laplacian()
+    np.testing.assert_allclose(np.asarray(op.mv(x)).ravel(), l_ref @ x.ravel(), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(op.diagonal()).ravel(), np.diag(l_ref), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(g.degree()).ravel(), a_ref.sum(1), atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(g.laplacian_matvec(x)).ravel(), l_ref @ x.ravel(), atol=1e-12
+    )
+    assert int(g.num_edges()) == int(np.sum(np.triu(a_ref, 1) > 0))
+    # Incidence operator: Dx on valid slots, 0 elsewhere; Σ w (Dx)² = xᵀLx.
+    d = np.asarray(g.edge_difference(x))
+    xf = x.ravel()
+    np.testing.assert_allclose(d, np.where(g.valid_mask(), xf[src] - xf[dst], 0.0), atol=1e-12)
+    np.testing.assert_allclose(np.sum(np.asarray(g.weights) * d**2), xf @ l_ref @ xf, rtol=1e-10)
+    # max_neighbours: the unweighted degree; ‖D‖ ≤ incidence_norm_bound.
+    unweighted = (np.abs(a_ref) > 0) | (
+        np.abs(_dense_from_structure(g.with_weights(jnp.ones(g.edge_shape, g.weights.dtype)))[1])
+        > 0
+    )
+    deg0 = _dense_from_structure(g.with_weights(jnp.ones(g.edge_shape, g.weights.dtype)))[1]
+    assert g.max_neighbours() == int(deg0.sum(1).max()) and unweighted.any()
+    dmat = np.stack(
+        [np.asarray(g.edge_difference(e.reshape(g.node_shape))).ravel() for e in np.eye(n)], axis=1
+    )
+    assert np.linalg.norm(dmat, 2) <= g.incidence_norm_bound() + 1e-9
+    # with_weights keeps the type and structure, accepts a batch.
+    g2 = g.with_weights(jnp.stack([g.weights, 2 * g.weights]))
+    assert type(g2) is type(g) and g2.batch_shape == (2,)
+    np.testing.assert_allclose(np.asarray(g2.to_dense())[1], 2 * l_ref, atol=1e-12)
+
+
+def test_old_module_functions_delegate_to_the_methods():
+    from glrjax.graph import degree, edge_difference, laplacian_matvec, num_edges, to_dense
+
+    for g in _interface_graphs():
+        x = jnp.ones(g.node_shape).at[(0,) * len(g.node_shape)].set(3.0)
+        np.testing.assert_array_equal(laplacian_matvec(g, x), g.laplacian().mv(x))
+        np.testing.assert_array_equal(edge_difference(g, x), g.edge_difference(x))
+        np.testing.assert_array_equal(degree(g), g.degree())
+        np.testing.assert_array_equal(num_edges(g), g.num_edges())
+        np.testing.assert_array_equal(to_dense(g), g.to_dense())
+
+
+# ----------------------------------------------------------------- k-NN graphs
+
+
+def _brute_knn(points, k, mode):
+    n = len(points)
+    d = np.array([[np.sum((points[i] - points[j]) ** 2) for j in range(n)] for i in range(n)])
+    near = [
+        set(sorted((d[i, j], j) for j in range(n) if j != i)[t][1] for t in range(k))
+        for i in range(n)
+    ]
+    pairs = set()
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = j in near[i], i in near[j]
+            if (a or b) if mode == "union" else (a and b):
+                pairs.add((i, j))
+    return pairs, d
+
+
+@pytest.mark.parametrize("mode", ["union", "mutual"])
+@pytest.mark.parametrize("n,c,k", [(12, 2, 1), (30, 3, 5), (25, 1, 24)])
+def test_knn_graph_matches_brute_force(mode, n, c, k):
+    pts = np.random.default_rng(n + k).standard_normal((n, c))
+    g = glrjax.knn_graph(pts, k, sigma=0.7, mode=mode, dtype=jnp.float64)
+    pairs, d = _brute_knn(pts, k, mode)
+    got = set(zip(np.asarray(g.src).tolist(), np.asarray(g.dst).tolist(), strict=True))
+    assert got == pairs and len(got) == g.edge_shape[0]
+    w = {
+        (i, j): v
+        for i, j, v in zip(g.src.tolist(), g.dst.tolist(), g.weights.tolist(), strict=True)
+    }
+    for i, j in pairs:
+        np.testing.assert_allclose(w[i, j], np.exp(-d[i, j] / (2 * 0.7**2)), rtol=1e-12)
+    if mode == "union":
+        assert g.max_neighbours() >= k and float(g.degree().min()) > 0
+
+
+def test_knn_graph_of_pixel_features_and_unit_weights():
+    img = np.random.default_rng(0).uniform(size=(3, 6, 7))  # (C, H, W)
+    g = glrjax.knn_graph(img.reshape(3, -1).T, 6)
+    assert g.node_shape == (42,) and g.weights.dtype == jnp.float64
+    assert np.all(np.asarray(g.weights) == 1.0)
+    g32 = glrjax.knn_graph(img.reshape(3, -1).T.astype(np.float32), 6)
+    assert g32.weights.dtype == jnp.float32
+
+
+KNN_BAD = [
+    (lambda: glrjax.knn_graph(np.zeros((5, 2)), 5), ValueError, "k=5"),
+    (lambda: glrjax.knn_graph(np.zeros((5, 2)), 0), ValueError, "k=0"),
+    (lambda: glrjax.knn_graph(np.zeros((5, 2)), 2.0), TypeError, "k=2.0"),
+    (lambda: glrjax.knn_graph(np.zeros(5), 2), ValueError, r"\(N, C\)"),
+    (lambda: glrjax.knn_graph(np.zeros((5, 2)), 2, sigma=0.0), ValueError, "sigma"),
+    (lambda: glrjax.knn_graph(np.zeros((5, 2)), 2, mode="both"), ValueError, "mode"),
+    (lambda: glrjax.knn_graph(np.full((5, 2), np.nan), 2), ValueError, "NaN"),
+    (
+        lambda: jax.jit(lambda p: glrjax.knn_graph(p, 2).weights)(jnp.zeros((5, 2))),
+        TypeError,
+        "traced",
+    ),
+]
+
+
+@pytest.mark.parametrize("make,error,match", KNN_BAD, ids=[m for _, _, m in KNN_BAD])
+def test_knn_graph_bad_input(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_gaussian_sigma_must_be_positive():
+    img = jnp.zeros((4, 4))
+    for s in (0.0, -0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sigma"):
+            GridGraph.gaussian(img, 1, s)
+    with pytest.raises(TypeError, match="sigma"):
+        GridGraph.gaussian(img, 1, "0.1")
+    # traced σ passes (it cannot be inspected) and stays differentiable
+    grad = jax.grad(lambda s: GridGraph.gaussian(img.at[0, 0].set(1.0), 1, s).weights.sum())
+    assert np.isfinite(float(grad(0.5)))
+
+
+# ----------------------------------------------------------------- a third graph type
+
+
+@dataclasses.dataclass(frozen=True)
+class _DenseLaplacian(glrjax.graph.AbstractLaplacian):
+    lap: jax.Array
+
+    def mv(self, x):
+        return jnp.einsum("...ij,...j->...i", self.lap, x)
+
+    def diagonal(self):
+        return jnp.diagonal(self.lap, axis1=-2, axis2=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DenseGraph(glrjax.AbstractGraph):
+    """A user's graph type: weights (..., N, N), slots i < j (upper triangle)."""
+
+    weights: jax.Array
+
+    @property
+    def num_nodes(self):
+        return self.weights.shape[-1]
+
+    @property
+    def node_shape(self):
+        return (self.num_nodes,)
+
+    @property
+    def edge_shape(self):
+        return (self.num_nodes, self.num_nodes)
+
+    def with_weights(self, weights):
+        return _DenseGraph(weights)
+
+    def valid_mask(self):
+        return np.triu(np.ones(self.edge_shape, bool), 1)
+
+    def edge_index(self):
+        i, j = np.indices(self.edge_shape)
+        m = self.valid_mask()
+        return np.where(m, i, 0), np.where(m, j, 0)
+
+    def laplacian(self):
+        a = jnp.where(self.valid_mask(), self.weights, 0.0)
+        a = a + jnp.swapaxes(a, -1, -2)
+        return _DenseLaplacian(jnp.sum(a, -1)[..., None] * jnp.eye(self.num_nodes) - a)
+
+    def edge_difference(self, x):
+        x = self.check_signal(x)
+        return jnp.where(self.valid_mask(), x[..., :, None] - x[..., None, :], 0.0)
+
+
+jax.tree_util.register_pytree_node(
+    _DenseGraph, lambda g: ((g.weights,), None), lambda _, c: _DenseGraph(*c)
+)
+jax.tree_util.register_pytree_node(
+    _DenseLaplacian, lambda g: ((g.lap,), None), lambda _, c: _DenseLaplacian(*c)
+)
+
+
+def test_a_user_defined_graph_type_works_in_the_solvers():
+    rng = np.random.default_rng(5)
+    n = 9
+    w = np.triu(rng.uniform(0.0, 1.0, (n, n)) * (rng.uniform(size=(n, n)) < 0.5), 1)
+    g = _DenseGraph(jnp.asarray(w))
+    y = rng.standard_normal(n)
+    l_ref = np.diag((w + w.T).sum(1)) - (w + w.T)
+    x, info = glrjax.glr_filter(y, g, 0.7, tol=1e-12, maxiter=100, precond="jacobi")
+    assert bool(info.converged)
+    np.testing.assert_allclose(x, np.linalg.solve(np.eye(n) + 0.7 * l_ref, y), atol=1e-9)
+    # same answer as the edge list of the same graph
+    e = glrjax.EdgeGraph(
+        *(jnp.asarray(a[w > 0]) for a in np.indices(w.shape)), jnp.asarray(w[w > 0]), n
+    )
+    xg, _ = glrjax.gtv_denoise(y, g, 0.1, tol=1e-9, maxiter=5000)
+    xe, _ = glrjax.gtv_denoise(y, e, 0.1, tol=1e-9, maxiter=5000)
+    np.testing.assert_allclose(xg, xe, atol=1e-6)
+
+
+# ----------------------------------------------------------------- namespace
+
+
+def test_l2g_and_primal_dual_are_modules_and_stay_callable():
+    import importlib
+    import types
+
+    import glrjax.l2g as m
+    import glrjax.primal_dual as p
+
+    assert isinstance(m, types.ModuleType) and m is importlib.import_module("glrjax.l2g")
+    assert glrjax.l2g is m and glrjax.primal_dual is p
+    assert callable(m.synthetic_dataset) and callable(p.primal_dual_step)
+    z = jnp.asarray(m.distances(np.random.default_rng(0).standard_normal((6, 20))))
+    w1, _ = glrjax.l2g(z, 1.0, 0.5, tol=1e-10, maxiter=500)
+    w2, _ = m.l2g(z, 1.0, 0.5, tol=1e-10, maxiter=500)
+    np.testing.assert_array_equal(w1, w2)
+    x, _ = glrjax.primal_dual(
+        lambda x, a: x,
+        jnp.ones(3),
+        None,
+        grad_f=lambda x, a: x - 1.0,
+        lipschitz=1.0,
+        norm_K=1.0,
+        maxiter=50,
+    )
+    np.testing.assert_allclose(x.x, 1.0, atol=1e-6)
+    import inspect
+
+    assert "alpha" in inspect.signature(glrjax.l2g).parameters
+
+
+# ----------------------------------------------------------------- forward mode
+
+
+def _fwd_graphs():
+    rng = np.random.default_rng(7)
+    k = len(glrjax.window_offsets(2))
+    g = GridGraph.window(4, 5, 2, rng.uniform(0.1, 1.0, (2, k, 4, 5)))  # a batch of two
+    e = GridGraph.window(4, 5, 2, rng.uniform(0.1, 1.0, (k, 4, 5))).to_edges()
+    return [g, e, glrjax.knn_graph(rng.standard_normal((12, 2)), 3, sigma=1.0, dtype=jnp.float64)]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["grid-batched", "edges", "knn"])
+def test_forward_mode_of_the_laplacian_against_dense_and_finite_differences(which):
+    g = _fwd_graphs()[which]
+    rng = np.random.default_rng(which)
+    n, shape = g.num_nodes, g.node_shape
+    x = jnp.asarray(rng.standard_normal(shape))
+    w = g.weights
+    mask = g.valid_mask()
+
+    def f(w, x):
+        return g.with_weights(w).laplacian_matvec(x)
+
+    dense = np.asarray(g.to_dense()).reshape(g.batch_shape + (n, n))
+    # jacfwd w.r.t. x is the dense Laplacian (per graph of the batch).
+    jx = np.asarray(jax.jacfwd(f, argnums=1)(w, x)).reshape(g.batch_shape + (n, n))
+    np.testing.assert_allclose(jx, dense, atol=1e-12)
+    # jvp = L(w)ẋ + L(ẇ)x, against dense Laplacians and central differences.
+    wd = jnp.asarray(rng.standard_normal(w.shape))
+    xd = jnp.asarray(rng.standard_normal(shape))
+    out, tan = jax.jvp(f, (w, x), (wd, xd))
+    l_wd = np.asarray(g.with_weights(jnp.where(mask, wd, 0.0)).to_dense())
+    l_wd = l_wd.reshape(g.batch_shape + (n, n))
+    ref = dense @ np.ravel(xd) + l_wd @ np.ravel(x)
+    np.testing.assert_allclose(np.asarray(tan).reshape(ref.shape), ref, atol=1e-11)
+    eps = 1e-6
+    fd = (f(w + eps * wd, x + eps * xd) - f(w - eps * wd, x - eps * xd)) / (2 * eps)
+    np.testing.assert_allclose(tan, fd, rtol=1e-7, atol=1e-8)
+    # jacfwd w.r.t. the weights equals jacrev (reverse mode's custom rule), and jvp ∘ vmap.
+    jw_f = jax.jacfwd(f, argnums=0)(w, x)
+    jw_r = jax.jacrev(f, argnums=0)(w, x)
+    np.testing.assert_allclose(jw_f, jw_r, atol=1e-12)
+    # Second order, forward-over-reverse (jax.hessian) = reverse-over-reverse.
+    loss = lambda w, x: jnp.sum(jnp.sin(f(w, x)))  # noqa: E731
+    h_fr = jax.hessian(loss, argnums=(0, 1))(w, x)
+    h_rr = jax.jacrev(jax.jacrev(loss, argnums=(0, 1)), argnums=(0, 1))(w, x)
+    for a, b in zip(jax.tree_util.tree_leaves(h_fr), jax.tree_util.tree_leaves(h_rr), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-11)
+
+
+def test_forward_mode_through_an_unrolled_glr_filter():
+    rng = np.random.default_rng(1)
+    g = GridGraph.window(4, 4, 1, rng.uniform(0.2, 1.0, (4, 4, 4)))
+    y = jnp.asarray(rng.standard_normal((4, 4)))
+
+    def f(y, w, mu):
+        x, _ = glrjax.glr_filter(
+            y, g.with_weights(w), mu, tol=0.0, maxiter=40, gradient=glrjax.Unrolled()
+        )
+        return x
+
+    tangents = (  # weight tangents zero off the grid, where the weights are 0
+        jnp.asarray(rng.standard_normal((4, 4))),
+        jnp.asarray(rng.standard_normal(g.weights.shape) * g.valid_mask()),
+        0.3,
+    )
+    _, tan = jax.jvp(f, (y, g.weights, 0.7), tangents)
+    eps = 1e-6
+    plus = f(y + eps * tangents[0], g.weights + eps * tangents[1], 0.7 + eps * 0.3)
+    minus = f(y - eps * tangents[0], g.weights - eps * tangents[1], 0.7 - eps * 0.3)
+    np.testing.assert_allclose(tan, (plus - minus) / (2 * eps), rtol=1e-6, atol=1e-8)
+    # and the dense solve's derivative: d/dt (I + μL)⁻¹y
+    lap = np.asarray(g.to_dense())
+    lap_d = np.asarray(g.with_weights(tangents[1]).to_dense())
+    a = np.eye(16) + 0.7 * lap
+    xs = np.linalg.solve(a, np.ravel(y))
+    ref = np.linalg.solve(a, np.ravel(tangents[0]) - (0.3 * lap + 0.7 * lap_d) @ xs)
+    np.testing.assert_allclose(np.ravel(tan), ref, atol=1e-8)
+
+
+# ----------------------------------------------------------------- solvers on a k-NN graph
+
+
+def _knn_case(n=14, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    pts = rng.standard_normal((n, 2))
+    g = glrjax.knn_graph(pts, k, sigma=1.0, dtype=jnp.float64)
+    return g, rng
+
+
+def test_glr_filter_on_a_knn_graph_matches_a_dense_solve():
+    g, rng = _knn_case()
+    y = rng.standard_normal((3, g.num_nodes))
+    x, info = glrjax.glr_filter(y, g, 1.3, tol=1e-12, maxiter=200)
+    assert bool(np.all(info.converged))
+    ref = np.linalg.solve(np.eye(g.num_nodes) + 1.3 * np.asarray(g.to_dense()), y.T).T
+    np.testing.assert_allclose(x, ref, atol=1e-9)
+    # gradient w.r.t. μ against the dense solve's closed form −A⁻¹ L A⁻¹ y
+    grad = jax.grad(lambda mu: jnp.sum(glrjax.glr_filter(y[0], g, mu, tol=1e-13)[0]))(1.3)
+    a = np.eye(g.num_nodes) + 1.3 * np.asarray(g.to_dense())
+    dref = -np.linalg.solve(a, np.asarray(g.to_dense()) @ np.linalg.solve(a, y[0]))
+    np.testing.assert_allclose(grad, dref.sum(), rtol=1e-7)
+
+
+def test_gtv_denoise_on_a_knn_graph_matches_a_qp_solve():
+    import scipy.optimize
+
+    g, rng = _knn_case(n=10, k=2, seed=2)
+    y = rng.standard_normal(g.num_nodes)
+    mu = 0.15
+    x, info = glrjax.gtv_denoise(y, g, mu, tol=1e-10, maxiter=20000)
+    assert bool(info.converged)
+    src, dst = (np.asarray(a) for a in g.edge_index())
+    w = np.asarray(g.weights)
+    n, e = g.num_nodes, len(src)
+    d = np.zeros((e, n))
+    d[np.arange(e), src], d[np.arange(e), dst] = 1.0, -1.0
+
+    # min ½‖y − x‖² + μ Σ w t  s.t.  −t ≤ Dx ≤ t   (variables [x, t])
+    def obj(v):
+        return 0.5 * np.sum((y - v[:n]) ** 2) + mu * w @ v[n:]
+
+    def jac(v):
+        return np.concatenate([v[:n] - y, mu * w])
+
+    a = np.block([[-d, np.eye(e)], [d, np.eye(e)]])
+    cons = {"type": "ineq", "fun": lambda v: a @ v, "jac": lambda v: a}
+    v0 = np.concatenate([y, np.abs(d @ y)])
+    ref = scipy.optimize.minimize(
+        obj,
+        v0,
+        jac=jac,
+        constraints=[cons],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    assert ref.success
+    np.testing.assert_allclose(x, ref.x[:n], atol=1e-5)
+
+
+def test_gem_fit_on_a_knn_graph_equals_the_same_graph_as_a_grid():
+    # The 1-nearest-neighbour graph of the points 0, 1, ..., W−1 on a line is the path
+    # 0 − 1 − ... − W−1, i.e. the 1×W grid of radius 1: same GEM fit by other kernels.
+    w_ = 8
+    knn = glrjax.knn_graph(np.arange(w_, dtype=np.float64)[:, None], 1)
+    grid = GridGraph.window(1, w_, 1, dtype=jnp.float64)
+    assert {(int(s), int(d)) for s, d in zip(knn.src, knn.dst, strict=True)} == {
+        (i, i + 1) for i in range(w_ - 1)
+    }
+    rng = np.random.default_rng(0)
+    theta = np.asarray(grid.to_dense()) * 2.0 + 0.5 * np.eye(w_)
+    samples = rng.multivariate_normal(np.zeros(w_), np.linalg.inv(theta), size=400)
+    y = samples + 0.05 * rng.standard_normal(samples.shape)
+    kw = dict(sigma=0.05, delta=0.5, gamma=0.01, iterations=3, route="dense")
+    gk, hk = glrjax.gem_fit(jnp.asarray(y), knn, **kw)
+    gg, hg = glrjax.gem_fit(jnp.asarray(y[:, None, :]), grid, **kw)
+    k = grid.offsets.index((0, 1))
+    np.testing.assert_allclose(gk.weights, np.asarray(gg.weights)[k, 0, :-1], rtol=1e-8)
+    np.testing.assert_allclose(hk.objective, hg.objective, rtol=1e-10)
+    assert np.all(np.diff(np.asarray(hk.objective)) >= -1e-9)  # GEM increases its objective
+
+
+def test_l2g_learns_a_knn_graph_from_smooth_signals():
+    from glrjax.l2g import distances, edge_f1, to_vector
+
+    g, rng = _knn_case(n=12, k=2, seed=4)
+    lap = np.asarray(g.to_dense())
+    cov = np.linalg.pinv(lap + 1e-2 * np.eye(g.num_nodes))
+    x = rng.multivariate_normal(np.zeros(g.num_nodes), cov, size=2000).T
+    z = distances(jnp.asarray(x)) / x.shape[1]
+    w, info = glrjax.l2g(z, 1.0, 0.1, tol=1e-9, maxiter=20000)
+    assert bool(info.converged)
+    w_true = to_vector(jnp.asarray(np.diag(np.diag(lap)) - lap))
+    f1 = edge_f1(w * (w >= np.sort(np.asarray(w))[-g.edge_shape[0]]), w_true)
+    assert f1 >= 0.8, f1

@@ -1,13 +1,11 @@
 """Shared pieces of the GEM package: argument checks, graph access, Info summaries.
 
-Graph access goes through the graph interface (``valid_mask``, ``edge_index``,
-``with_weights``, ``max_neighbours``; /work/briefs/graph_interface.md) where the graph
-provides it, and falls back to the GridGraph/EdgeGraph fields otherwise.
+Graph access goes through the graph interface (:class:`glrjax.graph.AbstractGraph`:
+``valid_mask``, ``edge_index``, ``with_weights``, ``max_neighbours``, ``edge_difference``).
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import jax
@@ -24,11 +22,7 @@ from glrjax.iterate import Info
 
 def check_graph(graph, name: str = "graph"):
     """One graph (no batch axes) with non-negative floating weights."""
-    if not (hasattr(graph, "weights") and hasattr(graph, "node_shape")):
-        raise TypeError(
-            f"{name} must be a glrjax graph (e.g. glrjax.GridGraph or glrjax.EdgeGraph), got "
-            f"{type(graph).__name__}."
-        )
+    _graph.check_graph(graph, name)
     if graph.batch_shape:
         raise ValueError(
             f"{name} has batch axes {graph.batch_shape}; GEM learns one graph from the samples "
@@ -95,58 +89,27 @@ def check_terms(terms, graph, name: str = "terms"):
 
 def with_weights(graph, w):
     """The same graph structure with weights ``w``."""
-    if hasattr(graph, "with_weights"):
-        return graph.with_weights(w)
-    if hasattr(graph, "offsets"):
-        return type(graph)(w, graph.offsets, graph.height, graph.width)
-    return type(graph)(graph.src, graph.dst, w, graph.num_nodes)
+    return graph.with_weights(w)
 
 
 def valid_mask(graph) -> np.ndarray:
     """numpy bool array of the weights' core shape: False where a slot is not an edge."""
-    if hasattr(graph, "valid_mask"):
-        return np.asarray(graph.valid_mask())
-    if hasattr(graph, "offsets"):
-        return _graph._valid_mask(graph.offsets, graph.height, graph.width)
-    return np.ones(np.shape(graph.src), bool)
+    return np.asarray(graph.valid_mask())
 
 
 def edge_index(graph):
-    """Static flat node indices ``(src, dst)`` (numpy, weights' core shape; 0 on invalid slots)."""
-    if hasattr(graph, "edge_index"):
-        src, dst = graph.edge_index()
-        return np.asarray(src), np.asarray(dst)
-    if not hasattr(graph, "offsets"):
-        if isinstance(graph.src, jax.core.Tracer) or isinstance(graph.dst, jax.core.Tracer):
-            return graph.src, graph.dst  # a traced edge list: jnp index arrays
-        return np.asarray(graph.src), np.asarray(graph.dst)
-    h, w = graph.height, graph.width
-    idx = np.arange(h * w).reshape(h, w)
-    k = len(graph.offsets)
-    src = np.zeros((k, h, w), np.int64)
-    dst = np.zeros((k, h, w), np.int64)
-    for n, off in enumerate(graph.offsets):
-        s, d = _graph._regions(off, h, w)
-        src[n][s] = idx[s]
-        dst[n][s] = idx[d]
-    return src, dst
+    """Flat node indices ``(src, dst)`` of the weights' core shape (0 on invalid slots):
+    numpy, or the traced index arrays of a traced edge list."""
+    return graph.edge_index()
 
 
 def max_neighbours(graph):
     """The largest unweighted degree over the candidate edges (≥ 1): a Python int, or a
     traced scalar for a traced edge list."""
-    if hasattr(graph, "max_neighbours"):
-        return max(int(graph.max_neighbours()), 1)
-    src, dst = edge_index(graph)
-    if isinstance(src, jax.core.Tracer) or isinstance(dst, jax.core.Tracer):
-        n = math.prod(graph.node_shape)
-        ones = jnp.ones(jnp.shape(src), jnp.int32)
-        deg = jnp.zeros(n, jnp.int32).at[src].add(ones).at[dst].add(ones)
-        return jnp.maximum(jnp.max(deg), 1)
-    mask = valid_mask(graph)
-    n = math.prod(graph.node_shape)
-    deg = np.bincount(src[mask], minlength=n) + np.bincount(dst[mask], minlength=n)
-    return max(int(deg.max(initial=0)), 1)
+    m = graph.max_neighbours()
+    if isinstance(m, jax.core.Tracer):
+        return jnp.maximum(m, 1)
+    return max(int(m), 1)
 
 
 def edge_differences(graph, x):
@@ -157,16 +120,14 @@ def edge_differences(graph, x):
             pixel p is x(p) − x(p + o_k)) or an :class:`~glrjax.EdgeGraph` (``(..., E)``).
         x: signals ``(..., H, W)`` or ``(..., N)``.
 
-    The same as :func:`glrjax.graph.edge_difference`.
+    The same as ``graph.edge_difference(x)``.
 
     >>> import jax.numpy as jnp, glrjax
     >>> g = glrjax.GridGraph.window(1, 3, radius=1)
     >>> edge_differences(g, jnp.array([[0.0, 1.0, 3.0]]))[0].tolist()  # offset (0, 1)
     [[-1.0, -2.0, 0.0]]
     """
-    if hasattr(graph, "edge_difference"):
-        return graph.edge_difference(x)
-    return _graph.edge_difference(graph, x)
+    return graph.edge_difference(x)
 
 
 # ----------------------------------------------------------------------------- Info

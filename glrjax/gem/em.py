@@ -42,7 +42,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glrjax import graph as _graph
 from glrjax import prox as _prox
 from glrjax._validate import check_maxiter, check_tol
 from glrjax.glr import glr_filter
@@ -174,7 +173,7 @@ def m_step_objective(graph, terms, delta):
     """
     w = graph.weights
     n = math.prod(graph.node_shape)
-    theta = _graph.to_dense(graph) + jnp.asarray(delta, w.dtype) * jnp.eye(n, dtype=w.dtype)
+    theta = graph.to_dense() + jnp.asarray(delta, w.dtype) * jnp.eye(n, dtype=w.dtype)
     chol = jnp.linalg.cholesky(theta)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
     return logdet - jnp.sum(w * terms)
@@ -434,14 +433,14 @@ def marginal_objective(y, graph, sigma, delta, gamma):
     dtype = w.dtype
     n = math.prod(graph.node_shape)
     eye = jnp.eye(n, dtype=dtype)
-    theta = _graph.to_dense(graph) + jnp.asarray(delta, dtype) * eye
+    theta = graph.to_dense() + jnp.asarray(delta, dtype) * eye
     cov = jnp.linalg.inv(theta) + jnp.asarray(sigma, dtype) ** 2 * eye
     chol = jnp.linalg.cholesky(0.5 * (cov + cov.T))
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
     ys = y.reshape(y.shape[0], n).T
     sol = jax.scipy.linalg.solve_triangular(chol, ys, lower=True)
     quad = jnp.sum(sol * sol) / y.shape[0]
-    return -logdet - quad - jnp.asarray(gamma, dtype) * _graph.num_edges(graph)
+    return -logdet - quad - jnp.asarray(gamma, dtype) * graph.num_edges()
 
 
 @functools.partial(
@@ -500,7 +499,7 @@ def _gem_fit(
         else:
             obj = jnp.asarray(jnp.nan, w.dtype)
         change = jnp.linalg.norm(w_new - w) / jnp.maximum(jnp.linalg.norm(w), 1e-30)
-        return w_new, GEMHistory(obj, _graph.num_edges(g_new), change)
+        return w_new, GEMHistory(obj, g_new.num_edges(), change)
 
     w, history = jax.lax.scan(body, graph.weights, None, length=iterations)
     return w, history
@@ -647,7 +646,7 @@ def gem_path(y, graph0, *, gammas, **kwargs) -> GEMPath:
     for gamma in grid:
         g, hist = gem_fit(y, g, gamma=gamma, **kwargs)
         weights.append(g.weights)
-        edges.append(_graph.num_edges(g))
+        edges.append(g.num_edges())
         histories.append(hist)
     return GEMPath(
         gammas=jnp.asarray(grid),

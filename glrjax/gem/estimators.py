@@ -44,7 +44,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glrjax import graph as _graph
 from glrjax.glr import glr_filter
 from glrjax.gradients import GradientMode, Implicit
 from glrjax.iterate import Info
@@ -404,7 +403,7 @@ def inverse_edge_terms(
     mu = jnp.asarray(mu, dtype)
     n = math.prod(graph.node_shape)
     if isinstance(estimator, Dense):
-        a = jnp.eye(n, dtype=dtype) + mu * _graph.to_dense(graph)
+        a = jnp.eye(n, dtype=dtype) + mu * graph.to_dense()
         chol = jnp.linalg.cholesky(a)
         u = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(n, dtype=dtype))
         terms = column_terms(graph, u)
@@ -433,7 +432,7 @@ def probe_variance(graph, mu):
     """
     n = math.prod(graph.node_shape)
     dtype = graph.weights.dtype
-    a = jnp.eye(n, dtype=dtype) + jnp.asarray(mu, dtype) * _graph.to_dense(graph)
+    a = jnp.eye(n, dtype=dtype) + jnp.asarray(mu, dtype) * graph.to_dense()
     inv = jnp.linalg.inv(a)
     i, j = (jnp.asarray(v) for v in edge_index(graph))
     b = inv[..., i] - inv[..., j]  # (N,) + edge shape: column b of every edge

@@ -15,7 +15,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from glrjax import graph as _graph
 from glrjax import prox as _prox
 from glrjax._validate import check_float_array, check_maxiter
 from glrjax.glr import glr_filter
@@ -234,7 +233,7 @@ def _relative_mu(log_mu, g):
     operator I + μL has its spectrum in [1, 1 + 2μ̄] (Gershgorin), so learned CG steps
     tuned on that interval stay stable on unseen graphs.
     """
-    d_max = jnp.max(_graph.degree(g))
+    d_max = jnp.max(g.degree())
     return jnp.exp(log_mu).astype(g.weights.dtype) / jnp.where(d_max > 0, d_max, 1.0)
 
 
@@ -261,7 +260,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
         # The E-step CG starts from y: x̂ = y + u with (I + μL)u = −μLy. A few steps from
         # zero lose the image's smooth content (their polynomial is far from 1/λ near λ = 1);
         # the correction's right-hand side has none.
-        return -mu * _graph.laplacian_matvec(g, y)
+        return -mu * g.laplacian_matvec(y)
 
     def gem_iteration(w, row):
         log_mu, log_gamma, log_step, ea, eb, ia, ib = row
@@ -300,7 +299,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
             cap=cap,
             second_order=config.second_order,
         )
-        return g.weights, (g.weights, _graph.num_edges(g))
+        return g.weights, (g.weights, g.num_edges())
 
     if isinstance(gradient, Checkpointed):
         gem_iteration = jax.checkpoint(gem_iteration)
