@@ -19,16 +19,17 @@ The C and Θ⁻¹ edge terms come from an edge-term estimator (:mod:`glrjax.gem.
 
 **M-step metric and step.** Plain PGD with one step size crawls: the curvature of
 −log det Θ along w_ij is t_ij², which ranges over orders of magnitude across edges.
-:func:`m_step` uses a diagonal metric fixed at the M-step's start, D = 1/max(s, t₀)²
-(t₀: the Θ⁻¹ edge terms there; ``metric="diagonal"``): w ← prox_{ηDγ‖·‖₀}(w + ηD∇), i.e.
-:func:`glrjax.pgd` on grad_f = −D∇ with per-edge ℓ0 weights γD. On a kept edge of an
-M-step optimum t = s, so D is the diagonal Newton step there; away from it the larger of
-s, t₀ gives the smaller step. Off the diagonal the Hessian still couples each edge to its
-neighbours: measured λ_max(D^½HD^½) ≈ 6 on radius-1 and ≈ 17 on radius-2 window graphs
-(8 and 24 neighbours), so the PGD step is η = ``step``/(number of neighbours), stable for
-``step`` below about 2·neighbours/λ_max ≈ 2.7; default 1.5. The ℓ0 threshold √(2ηγD) is a
-cut when the quadratic model's loss of dropping the edge is below γ, whatever the scale
-of w.
+:func:`m_step` uses a diagonal metric D = 1/max(s, t)² (``metric="diagonal"``):
+w ← prox_{ηD₀γ‖·‖₀}(w + ηD∇), i.e. :func:`glrjax.pgd` on grad_f = −D∇ with per-edge ℓ0
+weights γD₀. In the step, t is the current Θ⁻¹ edge terms t(w), so |D∇| ≤ 1/max(s, t) and
+a step cannot blow up when cuts during the M-step raise t (a metric frozen at the start
+once sent weights to 10⁶ within two GEM iterations); the ℓ0 weights use D₀, the metric at
+the M-step's start. On a kept edge of an M-step optimum t = s, so D is the diagonal Newton
+step there. Off the diagonal the Hessian still couples each edge to its neighbours:
+measured λ_max(D^½HD^½) ≈ 6 on radius-1 and ≈ 17 on radius-2 window graphs (8 and 24
+neighbours), so the PGD step is η = ``step``/(number of neighbours), stable for ``step``
+below about 2·neighbours/λ_max ≈ 2.7; default 1.5. The ℓ0 threshold √(2ηγD₀) is a cut when
+the quadratic model's loss of dropping the edge is below γ, whatever the scale of w.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ def m_step(
         delta: δ > 0; gamma: ℓ0 weight γ ≥ 0 (traced).
         steps: PGD steps (static); pgd_tol: stop earlier on PGD's relative residual.
         step: PGD step η (scalar, traced), divided by the largest neighbour count.
-        metric: ``"diagonal"`` (D = 1/max(s, t₀)², module docstring) or ``"identity"``.
+        metric: ``"diagonal"`` (D = 1/max(s, t)², module docstring) or ``"identity"``.
         estimator: the Θ⁻¹ terms' estimator (default ``Dense()``); tol, maxiter: their CG.
         gradient: gradient mode of the PGD loop (under :class:`~glrjax.Implicit`: its fixed
             point, by GMRES or the Neumann series; ``solver="cg"`` is refused); cg_gradient:
