@@ -246,7 +246,7 @@ def diagonal_metric(terms, r0, valid):
     return jnp.where(valid, 1.0 / (s * s), 1.0)
 
 
-def _check_implicit(gradient, second_order: bool):
+def _check_implicit(gradient):
     if not isinstance(gradient, Implicit):
         return
     if gradient.solver == "cg":
@@ -254,13 +254,6 @@ def _check_implicit(gradient, second_order: bool):
             "m_step: Implicit(solver='cg') needs a symmetric adjoint, and the PGD fixed-point "
             "map's Jacobian is not symmetric. Use Implicit(solver='gmres') (or 'auto'), "
             "Implicit(solver='neumann'), or Unrolled/Checkpointed/Truncated."
-        )
-    if not second_order and not (gradient.solver == "neumann" and gradient.maxiter == 0):
-        raise ValueError(
-            "m_step: second_order=False drops the Hessian from the M-step, so its fixed-point "
-            "system is singular on kept edges and Implicit cannot solve it. Use "
-            "Implicit(solver='neumann', maxiter=0) (Jacobian-free backprop), "
-            "second_order=True, or Unrolled/Checkpointed/Truncated."
         )
 
 
@@ -299,8 +292,10 @@ def m_step(
         metric: ``"diagonal"`` (D = 1/max(s, t)², module docstring) or ``"identity"``.
         estimator: the Θ⁻¹ terms' estimator (default ``Dense()``); tol, maxiter: their CG.
         gradient: gradient mode of the PGD loop (under :class:`~glrjax.Implicit`: its fixed
-            point, by GMRES or the Neumann series; ``solver="cg"`` is refused); cg_gradient:
-            of the CG solves.
+            point, by GMRES or the Neumann series; ``solver="cg"`` is refused, and with
+            ``second_order=False`` the fixed-point system is singular on kept edges, so the
+            solve fails — NaN under ``on_failure="nan"`` — except for Jacobian-free backprop,
+            ``Implicit(solver="neumann", maxiter=0)``); cg_gradient: of the CG solves.
         alpha, beta: learned CG steps ``(maxiter,)`` of the Θ⁻¹ solves (the GEM network's).
         prox: ``prox(x, lam, t)``, the ℓ0 prox (default :func:`glrjax.prox.nonneg_l0`; the
             network passes a relaxed one, :func:`~glrjax.gem.l0_gate`); cap: an upper bound
@@ -331,7 +326,7 @@ def m_step(
     steps = check_maxiter(steps, "steps")
     check_tol(pgd_tol, "pgd_tol")
     gradient = check_gradient(gradient)
-    _check_implicit(gradient, second_order)
+    _check_implicit(gradient)
     terms = check_terms(terms, graph)
     dtype = graph.weights.dtype
     delta = jnp.asarray(delta, dtype)

@@ -415,8 +415,9 @@ def gem_network(
     with ``Implicit(solver="neumann")``), which is the converged network's gradient when
     the PGD reaches it (``config.pgd_tol``, ``config.pgd_steps``); with a fixed small
     ``pgd_steps`` it differentiates a fixed point the forward pass did not reach.
-    ``second_order=False`` drops the Hessian from that fixed-point system: only
-    ``Implicit(solver="neumann", maxiter=0)`` (Jacobian-free backprop) is accepted then.
+    ``second_order=False`` drops the Hessian from that fixed-point system, which is then
+    singular on kept edges: the backward solve fails (NaN under ``on_failure="nan"``);
+    ``Implicit(solver="neumann", maxiter=0)`` is Jacobian-free backprop.
     Under :class:`~glrjax.Checkpointed` each GEM iteration is also rematerialised.
 
     Args:
