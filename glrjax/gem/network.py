@@ -409,8 +409,9 @@ def gem_network(
 
     ``gradient`` governs how every inner solver (E-step CG, probe CGs, the M-step's PGD)
     is differentiated; the outer GEM loop is unrolled. Under :class:`~glrjax.Implicit` the
-    learned α/β (and PGD steps η) get zero gradient by construction — the implicit
-    gradient sees only the fixed points. The CG solves are differentiated by backward CG;
+    learned CG α/β get zero gradient by construction — the implicit gradient sees only the
+    fixed points (the PGD step η does get one: it moves the ℓ0 threshold, hence the
+    M-step's fixed point). The CG solves are differentiated by backward CG;
     each M-step at its PGD fixed point (:func:`m_step`: GMRES on VJPs, or the Neumann series
     with ``Implicit(solver="neumann")``), which is the converged network's gradient when
     the PGD reaches it (``config.pgd_tol``, ``config.pgd_steps``); with a fixed small
