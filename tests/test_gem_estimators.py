@@ -133,7 +133,7 @@ def test_validation_gaps_give_clear_errors():
     with pytest.raises(ValueError, match="distance"):
         gem.Coloured(distance=0)
     with pytest.raises(TypeError, match="estimator"):
-        gem.inverse_edge_terms(g, 1.0, "cholesky-please")
+        gem.inverse_edge_terms(g, 1.0, 42)
 
 
 def test_e_step_with_huge_sigma_is_the_prior_limit():

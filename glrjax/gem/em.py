@@ -331,7 +331,7 @@ def m_step(
     dtype = graph.weights.dtype
     delta = jnp.asarray(delta, dtype)
     terms = terms.astype(dtype)
-    valid = jnp.asarray(valid_mask(graph))
+    valid = valid_mask(graph)  # numpy: a constant, never a tracer the closures could leak
     prox_fn = _prox.nonneg_l0 if prox is None else prox
     cg = dict(tol=tol, maxiter=maxiter, gradient=cg_gradient)
 
