@@ -11,6 +11,9 @@ Q they were built from) and μ under every gradient mode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +27,7 @@ from glrjax._validate import (
     check_tol,
 )
 from glrjax.gradients import GradientMode, Implicit, Unrolled, check_gradient
-from glrjax.graph import check_graph
+from glrjax.graph import AbstractGraph, check_graph
 from glrjax.iterate import Info
 from glrjax.linear import cg
 from glrjax.primal_dual import primal_dual
@@ -109,22 +112,24 @@ def _inputs(y, graph, mu, schedules=()):
 
 def glr_filter(
     y,
-    graph,
+    graph: AbstractGraph,
     mu,
     *,
     gradient: GradientMode = Implicit(),
     tol=1e-6,
     maxiter: int = 100,
-    precond=None,
+    precond: Literal["jacobi"] | Callable | None = None,
     alpha=None,
     beta=None,
 ) -> tuple[jax.Array, Info]:
     """Graph Laplacian regularized denoising: solve (I + μL) x = y by conjugate gradient.
 
     Args:
-        y: noisy signal, ``(..., H, W)`` on a :class:`~glrjax.GridGraph` or ``(..., N)`` on
-            an :class:`~glrjax.EdgeGraph`. Leading axes are a batch of independent images.
-        graph: the graph; its batch axes (one graph per image) broadcast against y's.
+        y: noisy signal, ``(..., *graph.node_shape)``: ``(..., H, W)`` on a
+            :class:`~glrjax.GridGraph`, ``(..., N)`` on an :class:`~glrjax.EdgeGraph` or a
+            :func:`~glrjax.knn_graph`. Leading axes are a batch of independent images.
+        graph: any :class:`~glrjax.AbstractGraph`; its batch axes (one graph per image)
+            broadcast against y's.
         mu: regularization weight μ ≥ 0: a scalar, or one per image (batch shape). Traced:
             changing it does not recompile.
         gradient: gradient mode (default ``Implicit()``, a backward CG solve).
@@ -139,10 +144,11 @@ def glr_filter(
         ``(x̂, info)``: x̂ shaped like the broadcast of y and the graph batch, in y's dtype;
         ``info`` fields have the batch shape, one CG run per image.
 
-    Each image is its own CG (own step sizes, own stopping). Derivatives are reverse mode
-    (``grad``/``vjp``, also second order): the Laplacian has a custom VJP, so ``jax.jvp``
-    is not available. Per-iteration arguments (``alpha``/``beta``) get zero gradient
-    under ``Implicit``.
+    Each image is its own CG (own step sizes, own stopping). The Laplacian kernels have
+    forward- and reverse-mode rules, so ``jax.jvp``/``jacfwd`` work under ``Unrolled``,
+    ``Checkpointed`` and ``Truncated``; ``Implicit``'s forward mode depends on the
+    engine's implicit rule (see the gradient-modes guide). Per-iteration arguments
+    (``alpha``/``beta``) get zero gradient under ``Implicit``.
 
     >>> import jax, jax.numpy as jnp, glrjax
     >>> y = jnp.zeros((8, 8)).at[:, 4:].set(1.0)
@@ -207,7 +213,7 @@ def glr_filter(
 
 def gtv_denoise(
     y,
-    graph,
+    graph: AbstractGraph,
     mu,
     *,
     gradient: GradientMode = Unrolled(),
@@ -221,13 +227,14 @@ def gtv_denoise(
     Solved by :func:`glrjax.primal_dual` (Chambolle–Pock/Condat–Vũ) with K the unweighted
     incidence operator (:func:`~glrjax.graph.edge_difference`), f = ½‖· − y‖² and
     h(z) = μ Σ_e w_e |z_e| — the ℓ1 graph smoothness prior of the lightweight unrolled
-    transformer (Do et al., NeurIPS 2024). ‖K‖² ≤ 2·(max unweighted degree), tight on
-    window graphs, sets the default steps σ = 1/‖K‖, τ = 0.99/(‖K‖ + ½).
+    transformer (Do et al., NeurIPS 2024). ‖K‖ ≤ ``graph.incidence_norm_bound()`` =
+    √(2·max unweighted degree), tight on window graphs, sets the default steps
+    σ = 1/‖K‖, τ = 0.99/(‖K‖ + ½).
 
     Args:
         y: noisy signal ``(..., H, W)`` (grid) or ``(..., N)`` (edge list); leading axes are
             a batch of independent images.
-        graph: :class:`~glrjax.GridGraph` or :class:`~glrjax.EdgeGraph` (batch axes broadcast).
+        graph: any :class:`~glrjax.AbstractGraph` (batch axes broadcast).
         mu: μ ≥ 0, scalar or one per image (traced: no recompilation).
         gradient: gradient mode (default ``Unrolled()``, the unrolled-network use;
             ``Implicit()`` differentiates the primal-dual fixed point by GMRES).

@@ -768,11 +768,18 @@ def test_glr_filter_on_a_knn_graph_matches_a_dense_solve():
     assert bool(np.all(info.converged))
     ref = np.linalg.solve(np.eye(g.num_nodes) + 1.3 * np.asarray(g.to_dense()), y.T).T
     np.testing.assert_allclose(x, ref, atol=1e-9)
-    # gradient w.r.t. μ against the dense solve's closed form −A⁻¹ L A⁻¹ y
-    grad = jax.grad(lambda mu: jnp.sum(glrjax.glr_filter(y[0], g, mu, tol=1e-13)[0]))(1.3)
-    a = np.eye(g.num_nodes) + 1.3 * np.asarray(g.to_dense())
-    dref = -np.linalg.solve(a, np.asarray(g.to_dense()) @ np.linalg.solve(a, y[0]))
-    np.testing.assert_allclose(grad, dref.sum(), rtol=1e-7)
+    # gradient w.r.t. μ of cᵀx̂ against the dense solve's −cᵀA⁻¹ L A⁻¹ y
+    c = rng.standard_normal(g.num_nodes)
+    mode = glrjax.Implicit(tol=1e-13, maxiter=200)
+
+    def loss(mu):
+        return jnp.vdot(c, glrjax.glr_filter(y[0], g, mu, tol=1e-13, gradient=mode)[0])
+
+    grad = jax.grad(loss)(1.3)
+    lap = np.asarray(g.to_dense())
+    a = np.eye(g.num_nodes) + 1.3 * lap
+    dref = -c @ np.linalg.solve(a, lap @ np.linalg.solve(a, y[0]))
+    np.testing.assert_allclose(grad, dref, rtol=1e-7)
 
 
 def test_gtv_denoise_on_a_knn_graph_matches_a_qp_solve():
@@ -839,10 +846,41 @@ def test_l2g_learns_a_knn_graph_from_smooth_signals():
     g, rng = _knn_case(n=12, k=2, seed=4)
     lap = np.asarray(g.to_dense())
     cov = np.linalg.pinv(lap + 1e-2 * np.eye(g.num_nodes))
-    x = rng.multivariate_normal(np.zeros(g.num_nodes), cov, size=2000).T
-    z = distances(jnp.asarray(x)) / x.shape[1]
-    w, info = glrjax.l2g(z, 1.0, 0.1, tol=1e-9, maxiter=20000)
+    x = rng.multivariate_normal(np.zeros(g.num_nodes), cov, size=2000)  # (signals, nodes)
+    z = distances(jnp.asarray(x))
+    w, info = glrjax.l2g(z, 1.0, 1.0, tol=1e-9, maxiter=20000)
     assert bool(info.converged)
     w_true = to_vector(jnp.asarray(np.diag(np.diag(lap)) - lap))
     f1 = edge_f1(w * (w >= np.sort(np.asarray(w))[-g.edge_shape[0]]), w_true)
     assert f1 >= 0.8, f1
+
+
+def test_validation_layer_messages_name_the_argument():
+    from glrjax import _validate as v
+
+    assert v.check_int(3, "k", minimum=1) == 3
+    for bad, err in ((True, TypeError), (2.0, TypeError), (np.ones(1), TypeError), (0, ValueError)):
+        with pytest.raises(err, match="k="):
+            v.check_int(bad, "k", minimum=1)
+    v.check_scalar(0.5, "mu", nonnegative=True)
+    for bad, err in (("1", TypeError), (-1.0, ValueError), (float("nan"), ValueError)):
+        with pytest.raises(err, match="mu"):
+            v.check_scalar(bad, "mu", nonnegative=True)
+    with pytest.raises(TypeError, match="mu has dtype"):
+        v.check_scalar(jnp.array(1 + 2j), "mu")
+    jax.jit(lambda m: v.check_scalar(m, "mu", positive=True))(-1.0)  # traced: passes
+    assert v.check_choice("jacobi", "precond", ("jacobi",)) == "jacobi"
+    with pytest.raises(ValueError, match="precond='jac'"):
+        v.check_choice("jac", "precond", ("jacobi",))
+    with pytest.raises(ValueError, match=r"\(\.\.\., maxiter\) = \(\.\.\., 5\)"):
+        v.check_schedule(jnp.ones(4), "alpha", 5)
+    with pytest.raises(TypeError, match="A must be a function"):
+        v.check_callable(3, "A", "A(x, args)")
+
+    def broken(x):
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match=r"user function A raised ValueError .*\(\(3,\)\): boom"):
+        v.call_user(broken, "A", jnp.ones(3))
+    with pytest.raises(ValueError, match="precond='jac'"):
+        glrjax.glr_filter(jnp.ones((3, 3)), GridGraph.window(3, 3, 1), 1.0, precond="jac")
