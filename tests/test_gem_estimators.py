@@ -180,7 +180,9 @@ def test_implicit_m_step_matches_finite_differences_of_the_converged_m_step():
         got = float(jnp.sum(gr * v))
         assert abs(got - fd) <= 1e-3 * abs(fd), (k, got, fd)
     gi, gu = (np.asarray(grads[k])[np.asarray(s) > 0] for k in ("implicit", "unrolled"))
-    assert np.all(np.sign(gi) == np.sign(gu))
+    assert np.linalg.norm(gi - gu) <= 1e-2 * np.linalg.norm(gu), np.linalg.norm(gi - gu)
+    big = np.abs(gu) > 1e-2 * np.abs(gu).max()  # signs of the entries that carry the gradient
+    assert np.all(np.sign(gi[big]) == np.sign(gu[big]))
 
 
 def test_implicit_m_step_refuses_cg_and_fails_honestly_without_second_order():
