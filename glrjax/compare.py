@@ -22,9 +22,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from glrjax import gem
 from glrjax.glr import glr_filter
 from glrjax.gradients import Checkpointed, GradientMode, Implicit, Truncated, Unrolled
 from glrjax.graph import GridGraph, num_edges, to_dense
@@ -36,6 +38,8 @@ __all__ = [
     "default_modes",
     "fista_case",
     "gem_case",
+    "gem_compare_case",
+    "gem_reference_gradient",
     "glr_case",
     "measure",
     "memory_sweep",
@@ -221,14 +225,12 @@ def fista_case(d: int = 40, h: int = 30, r: int = 30, lam: float = 0.1, dtype=jn
 def gem_case(size: int = 16, dtype=jnp.float32) -> Case:
     """The unrolled GEM network (seed 000) on small built-in images, inner solvers per mode.
 
-    :func:`glrjax.gem.gem_compare_case`: 2 GEM iterations of 3 PGD steps, 8 probes, batch 4;
+    :func:`gem_compare_case`: 2 GEM iterations of 3 PGD steps, 8 probes, batch 4;
     loss = MSE against the clean images; θ = the network's parameters (μ, γ, metric, step).
     Reference: central finite differences in float64 with converged inner solves
-    (:func:`glrjax.gem.gem_reference_gradient`). The network's PGD has a fixed step count,
+    (:func:`gem_reference_gradient`). The network's PGD has a fixed step count,
     so ``Implicit`` (which differentiates the PGD fixed point) differs from it by design.
     """
-    from glrjax.gem import gem_compare_case, gem_reference_gradient
-
     loss, theta = gem_compare_case(size, dtype=dtype)
 
     def reference():
@@ -303,6 +305,109 @@ def uglr_case(size: int = 16, layers: int = 2, batch: int = 2, dtype=jnp.float32
 
     name = f"uGLR network {size}x{size}, L={layers}, batch {batch}"
     return Case(name, "uglr", loss, theta, reference, scale=0.1)
+
+
+def _gem_setup(size: int, batch: int, dtype):
+    clean = np.stack([piecewise_smooth(size, seed=i) for i in range(batch)])
+    y = np.stack([noisy(c, 0.1, seed=100 + i) for i, c in enumerate(clean)])
+    y = jnp.asarray(y, dtype)[None]  # one graph learned from `batch` samples (seed 000)
+    return jnp.asarray(clean, dtype)[None], y, jnp.mean(y, axis=1, keepdims=True)
+
+
+def _gem_config(maxiter: int, gem_iterations: int, pgd_steps: int, num_probes: int, tol):
+    return gem.GEMNetConfig(
+        gem_iterations=gem_iterations,
+        pgd_steps=pgd_steps,
+        cg_inv=maxiter,
+        cg_e=maxiter,
+        estimator=gem.Probes(num=num_probes, key=0),
+        relaxation="smooth",
+        learn_cg=False,
+        max_ratio=math.inf,
+        tol=tol,
+    )
+
+
+def gem_compare_case(
+    size: int = 16,
+    *,
+    batch: int = 4,
+    gem_iterations: int = 2,
+    pgd_steps: int = 3,
+    num_probes: int = 8,
+    tol: float = 1e-5,
+    dtype=jnp.float32,
+):
+    """A small GEM-network case for ``glrjax compare``: ``(loss, theta)``.
+
+    ``loss(theta, mode, maxiter) -> (ℓ, info)``: the MSE of the network's output against
+    the clean images, ``maxiter`` CG steps (to ``tol``) in every inner solve (E-step and
+    Θ⁻¹ probes), ``mode`` the gradient mode of the inner solvers; ``info`` is the output
+    E-step's :class:`~glrjax.Info`. ``theta`` is a :class:`GEMNetParams` without learned CG
+    steps (so it does not depend on ``maxiter``). The ℓ0 prox uses the ``"smooth"``
+    relaxation, so the loss is differentiable and finite differences are meaningful.
+
+    The independent reference gradient is :func:`gem_reference_gradient`: central finite
+    differences of the same loss in float64 with converged inner solves. Note that the
+    network's PGD loop has a fixed ``pgd_steps`` (it is not run to convergence), so under
+    :class:`~glrjax.Implicit` — which differentiates its fixed point — the gradient differs
+    from the reference by design, not only by solver tolerance.
+
+    >>> import glrjax
+    >>> loss, theta = gem_compare_case(size=6, batch=2, gem_iterations=1, pgd_steps=1)
+    >>> value, info = loss(theta, glrjax.Unrolled(), 60)
+    >>> bool(value > 0), bool(info.converged)
+    (True, True)
+    """
+    clean, y, features = _gem_setup(size, batch, dtype)
+    base = _gem_config(1, gem_iterations, pgd_steps, num_probes, tol)
+    theta = gem.gem_network_init(base, y, features, q=10.0 * jnp.ones((1, 1), dtype))
+
+    def loss(theta, mode, maxiter):
+        config = _gem_config(maxiter, gem_iterations, pgd_steps, num_probes, tol)
+        x, info = gem.gem_network(theta, y, features, config, gradient=mode)
+        return jnp.mean((x - clean) ** 2), info.info
+
+    return loss, theta
+
+
+def gem_reference_gradient(
+    theta,
+    size: int = 16,
+    *,
+    batch: int = 4,
+    gem_iterations: int = 2,
+    pgd_steps: int = 3,
+    num_probes: int = 8,
+    maxiter: int = 300,
+    eps: float = 1e-6,
+):
+    """Central finite differences (float64) of :func:`gem_compare_case`'s loss at ``theta``.
+
+    Inner CG solves run to 1e-12 (up to ``maxiter`` steps), so this is the gradient of the
+    converged network; pass the same sizes as to :func:`gem_compare_case`. Needs
+    ``jax_enable_x64``; one loss evaluation per parameter entry and direction (about 2·15).
+    """
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "gem_reference_gradient needs jax.config.update('jax_enable_x64', True)."
+        )
+    clean, y, features = _gem_setup(size, batch, jnp.float64)
+    config = _gem_config(maxiter, gem_iterations, pgd_steps, num_probes, 1e-12)
+    flat, unravel = jax.flatten_util.ravel_pytree(
+        jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), theta)
+    )
+
+    @jax.jit
+    def f(v):
+        x, _ = gem.gem_network(unravel(v), y, features, config, gradient=Unrolled())
+        return jnp.mean((x - clean) ** 2)
+
+    grad = []
+    for i in range(flat.size):
+        e = jnp.zeros_like(flat).at[i].set(eps)
+        grad.append((f(flat + e) - f(flat - e)) / (2 * eps))
+    return unravel(jnp.stack(grad))
 
 
 def memory_sweep(case: Case, modes: list[GradientMode], maxiters: list[int]) -> list[dict]:
