@@ -9,7 +9,7 @@ gradient with the reference. ``glrjax compare`` (``glrjax.cli``) drives it.
 >>> import glrjax
 >>> from glrjax.compare import glr_case, measure
 >>> case = glr_case(size=8)
->>> row = measure(case, glrjax.Implicit(tol=1e-10), maxiter=100, repeats=1)
+>>> row = measure(case, glrjax.Implicit(tol=1e-5), maxiter=100, repeats=1)  # float32
 >>> row["grad_error"] < 1e-4, row["converged"]
 (True, True)
 """

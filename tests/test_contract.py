@@ -375,7 +375,9 @@ def test_nan_input_stops_not_converged_with_nan_result(case, mode):
 def test_maxiter_exhausted_is_not_converged(case):
     solve, theta = case.make(jnp.float64)
     x, info = solve(theta, glrjax.Unrolled(), 2, 1e-14)
-    assert int(info.iterations) == 2 and not bool(info.converged)
+    # altmin counts its IRLS steps and prox step in `iterations` too
+    assert not bool(info.converged) and int(info.result) == glrjax.RESULTS.max_steps_reached
+    assert int(info.iterations) == 2 or case.name == "altmin"
     assert bool(jnp.all(jnp.isfinite(x)))
 
 

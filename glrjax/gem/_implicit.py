@@ -123,7 +123,10 @@ def fixed_point_solve(forward, optimality, params, x0, gradient: Implicit):
 
         b = x_bar / scale
         if gradient.solver == "neumann":
-            u, ok, _ = _krylov.solve_neumann(lambda v: v + jt(v), b, maxiter=gradient.maxiter)
+            u, info = _krylov.solve_neumann(
+                lambda v: v + jt(v), b, tol=gradient.tol, maxiter=gradient.maxiter
+            )
+            ok = info.result == 0
         else:
             u, ok, _ = gmres(jt, -b, tol=gradient.tol, maxiter=gradient.maxiter)
         u = u * scale
