@@ -153,45 +153,33 @@ def _make_proximal(method):
     return make
 
 
-def make_reconstruction(dtype):
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((6, 4)) @ rng.standard_normal((4, 200))
-    rxx = x @ x.T / 200
-    ryx = rng.standard_normal((3, 6)) @ rxx
+def _make_reconstruction(method, seed, ridge):
+    """linear_reconstruction by ``method`` on a rank-4 Rxx (+ ridge·I) with 6 inputs."""
 
-    def solve(theta, gradient, maxiter, tol):
-        return glrjax.linear_reconstruction(
-            jnp.asarray(rxx, dtype),
-            theta["Ryx"],
-            theta["lam"],
-            method="fista",
-            tol=tol,
-            maxiter=maxiter,
-            gradient=gradient,
-        )
+    def make(dtype):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((6, 4)) @ rng.standard_normal((4, 200))
+        rxx = x @ x.T / 200 + ridge * np.eye(6)
+        ryx = rng.standard_normal((3, 6)) @ rxx
 
-    return solve, {"Ryx": jnp.asarray(ryx, dtype), "lam": jnp.asarray(0.3, dtype)}
+        def solve(theta, gradient, maxiter, tol):
+            return glrjax.linear_reconstruction(
+                jnp.asarray(rxx, dtype),
+                theta["Ryx"],
+                theta["lam"],
+                method=method,
+                tol=tol,
+                maxiter=maxiter,
+                gradient=gradient,
+            )
+
+        return solve, {"Ryx": jnp.asarray(ryx, dtype), "lam": jnp.asarray(0.3, dtype)}
+
+    return make
 
 
-def make_altmin(dtype):
-    """linear_reconstruction's default method: IRLS warm start, then FISTA."""
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((6, 4)) @ rng.standard_normal((4, 200))
-    rxx = x @ x.T / 200 + 0.05 * np.eye(6)
-    ryx = rng.standard_normal((3, 6)) @ rxx
-
-    def solve(theta, gradient, maxiter, tol):
-        return glrjax.linear_reconstruction(
-            jnp.asarray(rxx, dtype),
-            theta["Ryx"],
-            theta["lam"],
-            method="altmin",
-            tol=tol,
-            maxiter=maxiter,
-            gradient=gradient,
-        )
-
-    return solve, {"Ryx": jnp.asarray(ryx, dtype), "lam": jnp.asarray(0.3, dtype)}
+make_reconstruction = _make_reconstruction("fista", 5, 0.0)
+make_altmin = _make_reconstruction("altmin", 7, 0.05)  # the default: IRLS, then FISTA
 
 
 def make_gem_e_step(dtype):
