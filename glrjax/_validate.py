@@ -167,3 +167,14 @@ def call_user(fn, name: str, *args):
         except Exception:  # noqa: BLE001 - an exception type with another constructor
             new = RuntimeError(message)
         raise new from err
+
+
+def is_pytree_of_arrays(x) -> bool:
+    """True for a dict/tuple/list holding arrays; False for an array, a number or a (nested)
+    list of numbers, which are array-like."""
+    if isinstance(x, jax.Array | np.ndarray) or np.isscalar(x):
+        return False
+    leaves = jax.tree_util.tree_leaves(x)
+    if not leaves:
+        return False
+    return not (isinstance(x, list | tuple) and all(np.isscalar(v) for v in leaves))

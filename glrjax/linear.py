@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -24,6 +23,7 @@ from glrjax._validate import (
     check_maxiter,
     check_solver_array,
     check_tol,
+    is_pytree_of_arrays,
 )
 from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
@@ -66,21 +66,12 @@ def _check_schedule(s, name: str, maxiter: int, dtype) -> jax.Array | None:
     return s.astype(dtype)
 
 
-def _pytree_rhs(b) -> bool:
-    if isinstance(b, jax.Array | np.ndarray) or np.isscalar(b):
-        return False
-    leaves = jax.tree_util.tree_leaves(b)
-    if not leaves or (isinstance(b, list | tuple) and all(np.isscalar(v) for v in leaves)):
-        return False
-    return True
-
-
 def _cg_on_pytrees(solver):
     """Let ``cg`` take a pytree ``b`` (and ``x0``): A maps trees shaped like b to such trees."""
 
     @functools.wraps(solver)
     def wrapper(A, b, args=None, **kwargs):
-        if not _pytree_rhs(b):
+        if not is_pytree_of_arrays(b):
             return solver(A, b, args, **kwargs)
         flat, unravel = ravel_pytree(b)
         if kwargs.get("x0") is not None:

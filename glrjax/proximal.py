@@ -37,7 +37,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -49,6 +48,7 @@ from glrjax._validate import (
     check_positive,
     check_solver_array,
     check_tol,
+    is_pytree_of_arrays,
 )
 from glrjax.gradients import GradientMode, Unrolled, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
@@ -108,18 +108,6 @@ def _relative_change(new, old, unit=None):
     return _krylov.safe_div(num, den), den * unit
 
 
-def _is_pytree_point(x0) -> bool:
-    """A dict/tuple/list holding arrays (not a nested list of numbers, which is array-like)."""
-    if isinstance(x0, jax.Array | np.ndarray) or np.isscalar(x0):
-        return False
-    leaves = jax.tree_util.tree_leaves(x0)
-    if not leaves:
-        return False
-    if isinstance(x0, list | tuple) and all(np.isscalar(v) for v in leaves):
-        return False
-    return True
-
-
 def _on_pytrees(solver):
     """Let ``solver`` take a pytree ``x0``: solve on the flat vector, return the same tree.
 
@@ -129,7 +117,7 @@ def _on_pytrees(solver):
 
     @functools.wraps(solver)
     def wrapper(grad_f, prox, x0, *args, **kwargs):
-        if not _is_pytree_point(x0):
+        if not is_pytree_of_arrays(x0):
             return solver(grad_f, prox, x0, *args, **kwargs)
         flat, unravel = ravel_pytree(x0)
 
