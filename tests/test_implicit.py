@@ -120,6 +120,26 @@ def test_unreachable_tolerance_stagnates_quickly_and_is_reported():
         assert np.all(np.isnan(g))
 
 
+def test_float32_cg_backward_reaches_a_reachable_tolerance():
+    """κ = 41, float32, tol 1e-6: CG's recursive residual drifts from the true one by about
+    ε·κ, so a solve that trusted it stopped at a true 1.4e-6 (status uncertified, a NaN
+    gradient). Restarting from the true residual reaches the tolerance; checked in float64."""
+    n = 300
+    lap = np.diag(np.r_[1, 2 * np.ones(n - 2), 1]) - np.eye(n, k=1) - np.eye(n, k=-1)
+    a = np.eye(n) + 10 * lap
+    b = np.random.default_rng(0).standard_normal(n)
+    seen = []
+    mode = glrjax.Implicit(solver="cg", tol=1e-6, maxiter=2000, report=seen.append)
+    a32 = jnp.asarray(a, jnp.float32)
+    g = jax.grad(lambda b: jnp.vdot(jnp.asarray(b), _solve(a32, b, mode)))(
+        jnp.asarray(b, jnp.float32)
+    )
+    (info,) = seen
+    assert bool(info.converged) and int(info.result) == glrjax.RESULTS.successful
+    want = 2 * np.linalg.solve(a, b)  # d/db bᵀA⁻¹b, A symmetric
+    np.testing.assert_allclose(np.asarray(g, np.float64), want, rtol=2e-5, atol=1e-5)
+
+
 def test_adjoint_accepted_on_true_residual_only():
     """CG told the operator is symmetric when it is not: its recursive residual can look
     converged while the true one is not; the derivative must then be NaN, not finite."""
