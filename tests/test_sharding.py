@@ -42,8 +42,12 @@ SCRIPT = textwrap.dedent(
 
         g = jax.grad(loss, argnums=(0, 1))(bs, mus, sharded)
         g1 = jax.grad(loss, argnums=(0, 1))(bs, mus, jax.vmap(solve))
+        # Truncated differentiates 3 CG steps restarted from x_{n-3}, whose residual
+        # (~1e-10) has a direction set by rounding; α, β depend on that direction, so a
+        # last-bit difference in x_{n-3} moves this gradient by ~1e-6 relative.
+        rtol = 1e-5 if isinstance(mode, glrjax.Truncated) else 1e-10
         for a, b in zip(g, g1):
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-13)
     try:
         shard_batch(solve)(bs[:6], mus[:6])
         raise AssertionError("uneven batch accepted")
@@ -54,11 +58,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    reason="after the engine rework the sharded and vmapped gradients differ by up to 1e-6 "
-    "relative (float64); cause not found yet (open defect, see the closing note)",
-    strict=False,
-)
 def test_sharded_batch_equals_single_device():
     env = dict(os.environ)
     env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
@@ -73,7 +72,6 @@ def test_sharded_batch_equals_single_device():
 def test_uneven_batch_is_rejected():
     import jax
     import jax.numpy as jnp
-    import pytest
 
     from glrjax.sharding import batch_mesh, shard_batch
 
