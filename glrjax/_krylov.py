@@ -187,8 +187,9 @@ def solve_cg(matvec, b, *, tol, maxiter, precond=None):
     ok = finite & (res <= tol)
     # codes: 0 successful, 2 nonfinite; otherwise the loop's reason (1 or 6) or 5
     code = jnp.where(ok, 0, jnp.where(finite, jnp.where(loop == 0, 5, loop), 2))
-    resid = jnp.where(scale > 0, res, jnp.zeros_like(res))
-    code = jnp.where(scale > 0, code, 0).astype(jnp.int32)
+    resid = jnp.where(scale == 0, jnp.zeros_like(res), res)  # NaN b: not a zero b
+    code = jnp.where(scale == 0, 0, code).astype(jnp.int32)
+    x = jnp.where(finite, x, jnp.nan)  # a NaN b gives NaN, not the u = 0 of b = 0
     return x * unit, SolveInfo(k, resid, code)
 
 
@@ -285,8 +286,9 @@ def solve_gmres(matvec, b, *, tol, maxiter, restart: int = 30):
     finite = jnp.isfinite(beta) & jnp.all(jnp.isfinite(u))
     ok = finite & (beta <= tol)
     code = jnp.where(ok, 0, jnp.where(~finite, 2, jnp.where(stalled, 6, 1)))
-    resid = jnp.where(scale > 0, beta, jnp.zeros_like(beta))
-    code = jnp.where(scale > 0, code, 0).astype(jnp.int32)
+    resid = jnp.where(scale == 0, jnp.zeros_like(beta), beta)
+    code = jnp.where(scale == 0, 0, code).astype(jnp.int32)
+    u = jnp.where(finite, u, jnp.nan)  # a NaN b gives NaN, not the u = 0 of b = 0
     return (u * unit).reshape(b.shape), SolveInfo(k, resid, code)
 
 
@@ -319,7 +321,7 @@ def solve_neumann(jtvec, b, *, tol, maxiter):
     finite = jnp.all(jnp.isfinite(total)) & jnp.isfinite(tn)
     code = jnp.where(~finite, 2, jnp.where(grew, 6, 0)).astype(jnp.int32)
     resid = safe_div(tn, plain_norm(total))
-    code = jnp.where(scale > 0, code, 0).astype(jnp.int32)
+    code = jnp.where(scale == 0, 0, code).astype(jnp.int32)
     return total * unit, SolveInfo(k, resid, code)
 
 

@@ -192,3 +192,18 @@ def test_report_in_forward_mode_and_under_jit():
     assert [s.kind for s in seen] == ["tangent"]
     assert bool(seen[0].converged) and float(seen[0].residual) <= 1e-10
     assert int(seen[0].iterations) >= 1
+
+
+@pytest.mark.parametrize("name", ["solve_cg", "solve_gmres", "solve_neumann"])
+def test_a_nan_right_hand_side_fails_instead_of_solving_as_zero(name):
+    """A NaN cotangent (from a failed solve further down the graph) must not be read as
+    b = 0, which would return u = 0 with status successful: a silently zero gradient."""
+    from glrjax import _krylov
+
+    b = jnp.asarray([1.0, jnp.nan, 2.0])
+    solve = getattr(_krylov, name)
+    u, info = solve(lambda v: 0.5 * v, b, tol=1e-6, maxiter=20)
+    assert int(info.result) == glrjax.RESULTS.nonfinite
+    assert not np.all(np.asarray(u) == 0)
+    u, info = solve(lambda v: 0.5 * v, jnp.zeros(3), tol=1e-6, maxiter=20)
+    assert int(info.result) == glrjax.RESULTS.successful and np.all(np.asarray(u) == 0)
