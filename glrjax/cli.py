@@ -356,9 +356,11 @@ def compare(args) -> dict:
     if bad:
         console.print(
             f"[yellow]{len(bad)} row(s) have a NaN gradient: Implicit's backward solve did not "
-            "converge (on_failure='nan'). For the GEM network this is the M-step: its PGD map "
-            "is not a contraction at these parameters, so the Neumann series of its Jacobian "
-            "diverges and the fixed point has no meaningful implicit gradient.[/yellow]"
+            "converge (on_failure='nan'). For the GEM network this is the M-step: its 3 PGD "
+            "steps with the smooth l0 gate (slope up to 1 + 2/temperature) do not reach a "
+            "fixed point, and the backward GMRES on (dF/dw)^T stagnates far above its "
+            "tolerance, so there is no implicit gradient to give. "
+            "Implicit(report=print) shows each backward solve.[/yellow]"
         )
     return record
 
