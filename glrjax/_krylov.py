@@ -123,6 +123,12 @@ def _flat(matvec, like):
     return lambda v: jnp.ravel(matvec(v.reshape(shape)))
 
 
+def _zero_rhs(scale, resid, code):
+    """b = 0 (``scale == 0``) is solved exactly by u = 0; a NaN b is not a zero b."""
+    zero = scale == 0
+    return jnp.where(zero, jnp.zeros_like(resid), resid), jnp.where(zero, 0, code).astype(jnp.int32)
+
+
 def solve_cg(matvec, b, *, tol, maxiter, precond=None):
     """Solve ``matvec(u) = b`` (symmetric definite) by CG to relative residual ``tol``.
 
@@ -187,8 +193,7 @@ def solve_cg(matvec, b, *, tol, maxiter, precond=None):
     ok = finite & (res <= tol)
     # codes: 0 successful, 2 nonfinite; otherwise the loop's reason (1 or 6) or 5
     code = jnp.where(ok, 0, jnp.where(finite, jnp.where(loop == 0, 5, loop), 2))
-    resid = jnp.where(scale == 0, jnp.zeros_like(res), res)  # NaN b: not a zero b
-    code = jnp.where(scale == 0, 0, code).astype(jnp.int32)
+    resid, code = _zero_rhs(scale, res, code)
     x = jnp.where(finite, x, jnp.nan)  # a NaN b gives NaN, not the u = 0 of b = 0
     return x * unit, SolveInfo(k, resid, code)
 
@@ -286,8 +291,7 @@ def solve_gmres(matvec, b, *, tol, maxiter, restart: int = 30):
     finite = jnp.isfinite(beta) & jnp.all(jnp.isfinite(u))
     ok = finite & (beta <= tol)
     code = jnp.where(ok, 0, jnp.where(~finite, 2, jnp.where(stalled, 6, 1)))
-    resid = jnp.where(scale == 0, jnp.zeros_like(beta), beta)
-    code = jnp.where(scale == 0, 0, code).astype(jnp.int32)
+    resid, code = _zero_rhs(scale, beta, code)
     u = jnp.where(finite, u, jnp.nan)  # a NaN b gives NaN, not the u = 0 of b = 0
     return (u * unit).reshape(b.shape), SolveInfo(k, resid, code)
 
@@ -319,9 +323,8 @@ def solve_neumann(jtvec, b, *, tol, maxiter):
     start = (b, b, plain_norm(b), jnp.asarray(0, jnp.int32), jnp.asarray(False))
     term, total, tn, k, grew = lax.while_loop(cond, body, start)
     finite = jnp.all(jnp.isfinite(total)) & jnp.isfinite(tn)
-    code = jnp.where(~finite, 2, jnp.where(grew, 6, 0)).astype(jnp.int32)
-    resid = safe_div(tn, plain_norm(total))
-    code = jnp.where(scale == 0, 0, code).astype(jnp.int32)
+    code = jnp.where(~finite, 2, jnp.where(grew, 6, 0))
+    resid, code = _zero_rhs(scale, safe_div(tn, plain_norm(total)), code)
     return total * unit, SolveInfo(k, resid, code)
 
 

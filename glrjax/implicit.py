@@ -83,16 +83,26 @@ def _solver_fn(kind: str, gradient: Implicit, symmetric: bool, precond):
             vec = lambda v: ravel_pytree(matvec(unravel(v)))[0]  # noqa: E731
             pc = None if precond is None else (lambda v: ravel_pytree(precond(unravel(v)))[0])
             rhs, back = flat_b, unravel
-        u, info = _krylov_solve(solver, gradient, vec, rhs, pc)
-        ok = info.result == 0
-        if gradient.on_failure == "nan":
-            u = jnp.where(ok, u, jnp.nan)
-        if gradient.report is not None:
-            report = BackwardInfo(kind, solver, info.iterations, info.residual, info.result, ok)
-            jax.debug.callback(_call_report, gradient.report, report)
+        u, _ = backward_solve(kind, solver, gradient, vec, rhs, pc)
         return back(u)
 
     return solve
+
+
+def backward_solve(kind: str, solver: str, gradient: Implicit, matvec, b, precond=None):
+    """Solve ``matvec(u) = b`` by ``solver`` for ``gradient``: ``(u, ok)``.
+
+    ``u`` is NaN when the solve failed and ``gradient.on_failure == "nan"``; the solve is
+    passed to ``gradient.report`` as a :class:`BackwardInfo` of this ``kind``.
+    """
+    u, info = _krylov_solve(solver, gradient, matvec, b, precond)
+    ok = info.result == 0
+    if gradient.on_failure == "nan":
+        u = jnp.where(ok, u, jnp.nan)
+    if gradient.report is not None:
+        report = BackwardInfo(kind, solver, info.iterations, info.residual, info.result, ok)
+        jax.debug.callback(_call_report, gradient.report, report)
+    return u, ok
 
 
 def _call_report(fn, info):

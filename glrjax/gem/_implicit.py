@@ -12,9 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from glrjax import _krylov
 from glrjax.gradients import Implicit
-from glrjax.implicit import BackwardInfo, _call_report
+from glrjax.implicit import backward_solve
 
 
 def _poison(ok):
@@ -32,7 +31,7 @@ def fixed_point_solve(forward, optimality, params, x0, gradient: Implicit):
     Like :func:`glrjax.implicit.implicit_solve` (closure-converted, ``aux`` and ``x0`` get no
     gradient), with the backward system (∂F/∂x)ᵀu = −x̄ solved by glrjax's GMRES (solver
     ``"auto"``/``"gmres"``) or the Neumann series (``"neumann"``). The cotangent is
-    normalised before the solve (tiny float32 cotangents would underflow). NaN cotangents
+    normalised by the solver (tiny float32 cotangents would underflow). NaN cotangents
     when the solve fails and ``gradient.on_failure == "nan"``.
     """
     x_shape = jax.eval_shape(lambda p, z: forward(p, z)[0], params, x0)
@@ -51,31 +50,13 @@ def fixed_point_solve(forward, optimality, params, x0, gradient: Implicit):
     def solve_bwd(res, cts):
         x, params, fwd_consts, opt_consts, x0 = res
         x_bar = jnp.asarray(cts[0], x.dtype)
-        scale = _krylov.norm(x_bar)
-        scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
         _, vjp_x = jax.vjp(lambda z: opt_conv(z, params, *opt_consts), x)
 
         def jt(u):  # (∂F/∂x)ᵀ u
             return vjp_x(u)[0]
 
-        b = x_bar / scale
-        if gradient.solver == "neumann":
-            solver = "neumann"
-            u, info = _krylov.solve_neumann(
-                lambda v: v + jt(v), b, tol=gradient.tol, maxiter=gradient.maxiter
-            )
-        else:
-            solver = "gmres"
-            u, info = _krylov.solve_gmres(jt, -b, tol=gradient.tol, maxiter=gradient.maxiter)
-        ok = info.result == 0
-        if gradient.report is not None:
-            report = BackwardInfo(
-                "adjoint", solver, info.iterations, info.residual, info.result, ok
-            )
-            jax.debug.callback(_call_report, gradient.report, report)
-        u = u * scale
-        if gradient.on_failure == "nan":
-            u = jnp.where(ok, u, jnp.nan)
+        solver = "neumann" if gradient.solver == "neumann" else "gmres"
+        u, ok = backward_solve("adjoint", solver, gradient, jt, -x_bar)
         _, vjp_p = jax.vjp(lambda p, c: opt_conv(x, p, *c), params, opt_consts)
         p_bar, c_bar = vjp_p(u)
         if gradient.on_failure == "nan":
