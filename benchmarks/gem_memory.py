@@ -18,7 +18,8 @@ training step (loss and gradient w.r.t. every network parameter) is compiled and
 They are printed beside the seed's reported MB and seconds (an RTX 3090, PyTorch). Further
 rows: the exact route (N = 1024 inverse columns by CG instead of 16 probes: what the seed
 did, and where its gigabytes came from), and the memory of each mode as N_PGD and the CG
-counts grow (Implicit should stay flat).
+counts grow (Implicit stays flat in the CG counts; the PGD steps are layers, so it grows with
+N_PGD).
 
     python benchmarks/gem_memory.py [--smoke] [--no-exact] [--no-growth] [--modes a,b]
         [--rows 1,2,3,4,5] [--tag NAME]
@@ -56,7 +57,7 @@ MODES = {
     "unrolled": glrjax.Unrolled(),
     "checkpointed": glrjax.Checkpointed(every=2),
     "truncated": glrjax.Truncated(last=2),
-    "implicit": glrjax.Implicit(tol=1e-4, maxiter=100, on_failure="ignore"),
+    "implicit": glrjax.Implicit(tol=1e-4, maxiter=100),
 }
 
 

@@ -40,7 +40,7 @@ MODES = {
     "unrolled": glrjax.Unrolled(),
     "checkpointed": glrjax.Checkpointed(every=2),
     "truncated": glrjax.Truncated(last=2),
-    "implicit": glrjax.Implicit(tol=1e-5, maxiter=200, on_failure="ignore"),
+    "implicit": glrjax.Implicit(tol=1e-5, maxiter=200),
 }
 
 

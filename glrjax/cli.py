@@ -356,10 +356,7 @@ def compare(args) -> dict:
     if bad:
         console.print(
             f"[yellow]{len(bad)} row(s) have a NaN gradient: Implicit's backward solve did not "
-            "converge (on_failure='nan'). For the GEM network this is the M-step: its 3 PGD "
-            "steps with the smooth l0 gate (slope up to 1 + 2/temperature) do not reach a "
-            "fixed point, and the backward GMRES on (dF/dw)^T stagnates far above its "
-            "tolerance, so there is no implicit gradient to give. "
+            "converge (on_failure='nan'), so there is no implicit gradient to give. "
             "Implicit(report=print) shows each backward solve.[/yellow]"
         )
     return record

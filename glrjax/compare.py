@@ -228,8 +228,8 @@ def gem_case(size: int = 16, dtype=jnp.float32) -> Case:
     :func:`gem_compare_case`: 2 GEM iterations of 3 PGD steps, 8 probes, batch 4;
     loss = MSE against the clean images; θ = the network's parameters (μ, γ, metric, step).
     Reference: central finite differences in float64 with converged inner solves
-    (:func:`gem_reference_gradient`). The network's PGD has a fixed step count,
-    so ``Implicit`` (which differentiates the PGD fixed point) differs from it by design.
+    (:func:`gem_reference_gradient`). The modes govern the inner CG solves; the PGD steps
+    are layers, differentiated through in every mode (``GEMNetConfig.pgd_gradient``).
     """
     loss, theta = gem_compare_case(size, dtype=dtype)
 
@@ -348,10 +348,10 @@ def gem_compare_case(
     relaxation, so the loss is differentiable and finite differences are meaningful.
 
     The independent reference gradient is :func:`gem_reference_gradient`: central finite
-    differences of the same loss in float64 with converged inner solves. Note that the
-    network's PGD loop has a fixed ``pgd_steps`` (it is not run to convergence), so under
-    :class:`~glrjax.Implicit` — which differentiates its fixed point — the gradient differs
-    from the reference by design, not only by solver tolerance.
+    differences of the same loss in float64 with converged inner solves. ``mode`` governs
+    the CG solves; the ``pgd_steps`` PGD steps of each M-step are layers, differentiated
+    through in every mode, so every mode that does not truncate a CG solve differentiates
+    the reference's function.
 
     >>> import glrjax
     >>> loss, theta = gem_compare_case(size=6, batch=2, gem_iterations=1, pgd_steps=1)

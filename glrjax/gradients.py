@@ -196,16 +196,16 @@ class Implicit(GradientMode):
             )
 
 
-def check_gradient(gradient) -> GradientMode:
-    """Raise a TypeError unless ``gradient`` is a gradient-mode instance."""
+def check_gradient(gradient, name: str = "gradient") -> GradientMode:
+    """Raise a TypeError unless ``gradient`` (the argument ``name``) is a gradient-mode instance."""
     if isinstance(gradient, type) and issubclass(gradient, GradientMode):
         raise TypeError(
-            f"gradient={gradient.__name__} is a class; pass an instance, "
-            f"e.g. gradient={gradient.__name__}()."
+            f"{name}={gradient.__name__} is a class; pass an instance, "
+            f"e.g. {name}={gradient.__name__}()."
         )
     if not isinstance(gradient, GradientMode):
         raise TypeError(
-            f"gradient={gradient!r} is not a gradient mode; pass one of glrjax.Unrolled(), "
+            f"{name}={gradient!r} is not a gradient mode; pass one of glrjax.Unrolled(), "
             "glrjax.Checkpointed(every=k), glrjax.Truncated(last=k), glrjax.Implicit()."
         )
     return gradient

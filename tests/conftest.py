@@ -24,6 +24,8 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 LONG = {
     "tests/test_gem.py::test_compare_case_gradient_matches_its_finite_difference_reference",
     "tests/test_gem.py::test_compare_case_float32_gradient_matches_the_float64_reference",
+    "tests/test_gem.py::test_compare_gem_rows_agree_with_the_reference_and_implicit_with_unrolled_in_sign",
+    "tests/test_gem.py::test_pgd_gradient_is_a_gradient_mode_and_implicit_pgd_fails_honestly",
     "tests/test_gem.py::test_network_gradients_match_finite_differences_and_second_order_switch",
     "tests/test_networks.py::test_uglr_gradients_match_finite_differences[Unrolled]",
     "glrjax/compare.py::glrjax.compare.gem_compare_case",

@@ -23,7 +23,7 @@ from glrjax.graph import GridGraph
 from glrjax.iterate import Info
 
 from ._common import check_choice, check_scalar, edge_differences, summary, valid_mask, with_weights
-from .em import METRICS, m_step, theta_inverse_terms
+from .em import METRICS, _check_implicit, m_step, theta_inverse_terms
 from .estimators import (
     Dense,
     EdgeTermEstimator,
@@ -129,9 +129,15 @@ class GEMNetConfig:
             the graph's scale. ``math.inf`` disables the cap.
         tol: relative-residual tolerance of every inner CG (0: always the full counts).
         pgd_tol: each M-step's PGD stops on its relative fixed-point residual ≤ ``pgd_tol``
-            (0: always ``pgd_steps`` steps). Under :class:`~glrjax.Implicit` the M-step is
-            differentiated at its fixed point, so that gradient is the converged network's
-            when ``pgd_tol`` is small and ``pgd_steps`` large enough to reach it.
+            (0: always ``pgd_steps`` steps).
+        pgd_gradient: gradient mode of each M-step's PGD loop. ``None`` (default): the
+            N_PGD steps are layers of the network, differentiated through like the GEM
+            iterations (rematerialised with them under :class:`~glrjax.Checkpointed`),
+            whatever mode the inner solvers use. A mode: the PGD loop is a solver
+            differentiated that way; :class:`~glrjax.Implicit` differentiates its fixed
+            point, which is the network's gradient only when ``pgd_tol`` is small and
+            ``pgd_steps`` large enough to reach it (else the backward solve fails and says
+            so, NaN under ``on_failure="nan"``).
         num_probes, route, probe_seed: deprecated spellings of ``estimator``
             (``Probes(num=num_probes, key=probe_seed)``, ``Columns()``, ``Dense()``).
 
@@ -154,6 +160,7 @@ class GEMNetConfig:
     max_ratio: float = 10.0
     tol: float = 0.0
     pgd_tol: float = 0.0
+    pgd_gradient: GradientMode | None = None
     num_probes: int | None = None
     route: str | None = None
     probe_seed: int | None = None
@@ -184,6 +191,9 @@ class GEMNetConfig:
             raise ValueError(f"GEMNetConfig(tol={self.tol}) must be >= 0.")
         if not self.pgd_tol >= 0:
             raise ValueError(f"GEMNetConfig(pgd_tol={self.pgd_tol}) must be >= 0.")
+        if self.pgd_gradient is not None:
+            check_gradient(self.pgd_gradient, "pgd_gradient")
+            _check_implicit(self.pgd_gradient)
         if not self.max_ratio > 1:
             raise ValueError(f"GEMNetConfig(max_ratio={self.max_ratio}) must be > 1, e.g. 10.")
 
@@ -291,7 +301,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
             tol=config.tol,
             maxiter=config.cg_inv,
             pgd_tol=config.pgd_tol,
-            gradient=gradient,
+            gradient=Unrolled() if config.pgd_gradient is None else config.pgd_gradient,
             cg_gradient=gradient,
             alpha=ia,
             beta=ib,
@@ -407,18 +417,18 @@ def gem_network(
     and the output X̂ = (I + μ_{N_GEM} L(w_{N_GEM}))⁻¹Y. With ``second_order=False`` the
     inner direction D(R̂ − s) and the metric D are under ``stop_gradient``.
 
-    ``gradient`` governs how every inner solver (E-step CG, probe CGs, the M-step's PGD)
-    is differentiated; the outer GEM loop is unrolled. Under :class:`~glrjax.Implicit` the
-    learned CG α/β get zero gradient by construction — the implicit gradient sees only the
-    fixed points (the PGD step η does get one: it moves the ℓ0 threshold, hence the
-    M-step's fixed point). The CG solves are differentiated by backward CG;
-    each M-step at its PGD fixed point (:func:`m_step`: GMRES on VJPs, or the Neumann series
-    with ``Implicit(solver="neumann")``), which is the converged network's gradient when
-    the PGD reaches it (``config.pgd_tol``, ``config.pgd_steps``); with a fixed small
-    ``pgd_steps`` it differentiates a fixed point the forward pass did not reach.
-    ``second_order=False`` drops the Hessian from that fixed-point system, which is then
-    singular on kept edges: the backward solve fails (NaN under ``on_failure="nan"``);
-    ``Implicit(solver="neumann", maxiter=0)`` is Jacobian-free backprop.
+    ``gradient`` governs how the inner solvers (E-step CG, Θ⁻¹ probe CGs) are
+    differentiated; the network's layers — the GEM iterations and the N_PGD steps of each
+    M-step — are differentiated through (``config.pgd_gradient`` makes the PGD loop a
+    solver with a mode of its own). Under :class:`~glrjax.Implicit` each CG solve is
+    differentiated at its solution by backward CG, so the learned CG α/β get zero gradient
+    by construction, and the gradient is the network's with converged inner solves.
+    ``config.pgd_gradient=Implicit()`` differentiates each M-step at its PGD fixed point
+    (:func:`m_step`: GMRES on VJPs, or the Neumann series with ``solver="neumann"``); that
+    is right only where the PGD reaches its fixed point (``pgd_tol``, ``pgd_steps``) and
+    fails — NaN under ``on_failure="nan"`` — where the backward system does not converge
+    (with ``second_order=False`` it is singular on kept edges;
+    ``Implicit(solver="neumann", maxiter=0)`` is Jacobian-free backprop).
     Under :class:`~glrjax.Checkpointed` each GEM iteration is also rematerialised.
 
     Args:
