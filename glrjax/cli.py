@@ -141,8 +141,7 @@ def _cases(problem: str, size: int, dtype):
         builders["gem"] = lambda: c.gem_case(size=min(size, 16), dtype=dtype)
     # (the GEM case is capped at 16×16: its reference is finite differences)
     names = list(builders) if problem == "all" else [problem]
-    # uGLR (2 layers, a dense float64 solve per layer as reference) only on request: in
-    # float32 its Implicit backward CG stalls above tol 1e-8 (an honest NaN row), and it
+    # uGLR (2 layers, a dense float64 solve per layer as reference) only on request: it
     # would lengthen the default run. Full setting: benchmarks/interpolation.py.
     if hasattr(c, "uglr_case"):
         builders["uglr"] = lambda: c.uglr_case(size=min(size, 16), dtype=dtype)
