@@ -521,6 +521,6 @@ def test_pgd_gradient_is_a_gradient_mode_and_implicit_pgd_fails_honestly():
     g = jax.jit(jax.grad(loss), static_argnums=1)(params, config)
     assert bool(jnp.all(jnp.isnan(g.log_gamma)))
     g = jax.jit(jax.grad(loss), static_argnums=1)(
-        params, dataclasses.replace(config, pgd_gradient=None)
+        params, dataclasses.replace(config, pgd_gradient=glrjax.Unrolled())
     )
     assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree_util.tree_leaves(g))

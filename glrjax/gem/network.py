@@ -130,11 +130,11 @@ class GEMNetConfig:
         tol: relative-residual tolerance of every inner CG (0: always the full counts).
         pgd_tol: each M-step's PGD stops on its relative fixed-point residual ≤ ``pgd_tol``
             (0: always ``pgd_steps`` steps).
-        pgd_gradient: gradient mode of each M-step's PGD loop. ``None`` (default): the
-            N_PGD steps are layers of the network, differentiated through like the GEM
-            iterations (rematerialised with them under :class:`~glrjax.Checkpointed`),
-            whatever mode the inner solvers use. A mode: the PGD loop is a solver
-            differentiated that way; :class:`~glrjax.Implicit` differentiates its fixed
+        pgd_gradient: gradient mode of each M-step's PGD loop, whatever mode the inner
+            solvers use. ``Unrolled()`` (default): the N_PGD steps are layers of the
+            network, differentiated through like the GEM iterations (rematerialised with
+            them under :class:`~glrjax.Checkpointed`). Another mode makes the PGD loop a
+            solver differentiated that way; :class:`~glrjax.Implicit` differentiates its fixed
             point, which is the network's gradient only when ``pgd_tol`` is small and
             ``pgd_steps`` large enough to reach it (else the backward solve fails and says
             so, NaN under ``on_failure="nan"``).
@@ -160,7 +160,7 @@ class GEMNetConfig:
     max_ratio: float = 10.0
     tol: float = 0.0
     pgd_tol: float = 0.0
-    pgd_gradient: GradientMode | None = None
+    pgd_gradient: GradientMode = Unrolled()
     num_probes: int | None = None
     route: str | None = None
     probe_seed: int | None = None
@@ -191,9 +191,8 @@ class GEMNetConfig:
             raise ValueError(f"GEMNetConfig(tol={self.tol}) must be >= 0.")
         if not self.pgd_tol >= 0:
             raise ValueError(f"GEMNetConfig(pgd_tol={self.pgd_tol}) must be >= 0.")
-        if self.pgd_gradient is not None:
-            check_gradient(self.pgd_gradient, "pgd_gradient")
-            _check_implicit(self.pgd_gradient)
+        check_gradient(self.pgd_gradient, "pgd_gradient")
+        _check_implicit(self.pgd_gradient)
         if not self.max_ratio > 1:
             raise ValueError(f"GEMNetConfig(max_ratio={self.max_ratio}) must be > 1, e.g. 10.")
 
@@ -301,7 +300,7 @@ def _gem_single(params: GEMNetParams, y, features, config: GEMNetConfig, gradien
             tol=config.tol,
             maxiter=config.cg_inv,
             pgd_tol=config.pgd_tol,
-            gradient=Unrolled() if config.pgd_gradient is None else config.pgd_gradient,
+            gradient=config.pgd_gradient,
             cg_gradient=gradient,
             alpha=ia,
             beta=ib,
