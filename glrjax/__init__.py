@@ -35,7 +35,7 @@ from glrjax.interpolate import glr_interpolate, gtv_interpolate
 from glrjax.iterate import RESULTS, Info
 from glrjax.l2g import L2GParams, init_l2g_params, l2g_unrolled
 from glrjax.l2g_vae import L2GVAEParams, VAEParams, init_l2g_vae_params, l2g_vae_loss
-from glrjax.linear import cg, jacobi
+from glrjax.linear import cg, chebyshev_steps, jacobi
 from glrjax.networks import UGLRConfig, UGTVConfig, uglr, uglr_init, ugtv, ugtv_init
 from glrjax.primal_dual import PrimalDual
 from glrjax.proximal import fista, lipschitz, pgd
@@ -80,6 +80,7 @@ __all__ = [
     "Unrolled",
     "VAEParams",
     "cg",
+    "chebyshev_steps",
     "conv_patches",
     "correlations",
     "curse",

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -28,7 +29,7 @@ from glrjax._validate import (
 from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.iterate import Info, Iteration, iterate
 
-__all__ = ["cg", "jacobi", "Info"]
+__all__ = ["cg", "chebyshev_steps", "jacobi", "Info"]
 
 
 def jacobi(diagonal):
@@ -270,3 +271,35 @@ class _ScaledCG(NamedTuple):
     unit: jax.Array  # s = max(‖b‖, ‖b − Ax₀‖) (1 when zero); x = unit · cg.x
     factor: jax.Array  # unit/‖b‖: ‖r‖/‖b‖ = cg.rnorm · factor
     size: jax.Array  # ‖b‖ (1 when b = 0), the scale of atol
+
+
+def chebyshev_steps(lo, hi, steps: int):
+    """CG-form steps (α_k, β_k) of Chebyshev iteration for a spectrum inside [lo, hi].
+
+    With these, :func:`glrjax.cg`'s update x += α_k p, r −= α_k Ap, p = M⁻¹r + β_k p is the
+    Chebyshev semi-iterative method (Saad, *Iterative Methods*, Alg. 12.1, with
+    d_k = α_k p_k): its residual polynomial is T_k((θ − λ)/c)/T_k(θ/c), θ = (hi + lo)/2,
+    c = (hi − lo)/2, bounded by 1 on [0, hi] for every right-hand side — unlike a recorded CG
+    schedule, whose polynomial can blow up on another graph's spectrum. ``lo`` may exceed the
+    true smallest eigenvalue (those components then just converge more slowly); ``hi`` must
+    bound the largest.
+
+    >>> import glrjax
+    >>> a, b = glrjax.chebyshev_steps(1.0, 3.0, 3)
+    >>> [round(float(v), 4) for v in a], [round(float(v), 4) for v in b]
+    ([0.5, 0.5714, 0.5385], [0.125, 0.0816, 0.0725])
+    """
+    steps = check_maxiter(steps, "steps")
+    lo, hi = float(lo), float(hi)
+    if not 0 < lo < hi < np.inf:
+        raise ValueError(f"chebyshev_steps needs 0 < lo < hi < inf, got lo={lo}, hi={hi}.")
+    theta, c = 0.5 * (hi + lo), 0.5 * (hi - lo)
+    sigma = theta / c
+    rho = 1.0 / sigma
+    alphas, betas = [1.0 / theta], []
+    for k in range(1, steps + 1):
+        rho_next = 1.0 / (2.0 * sigma - rho)
+        betas.append(rho * rho / 2.0 if k == 1 else rho * rho)
+        alphas.append(2.0 * rho_next / c)
+        rho = rho_next
+    return jnp.asarray(alphas[:steps]), jnp.asarray(betas[:steps])

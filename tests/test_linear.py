@@ -591,3 +591,30 @@ def test_operator_returning_wrong_dtype_is_rejected():
             jnp.ones(4, jnp.float64),
             jnp.eye(4, dtype=jnp.float64),
         )
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7])
+def test_chebyshev_steps_give_the_chebyshev_residual_polynomial(steps):
+    """CG with these steps on diag(λ) leaves r_k(λ) = T_k((θ − λ)/c)/T_k(θ/c) (closed form)."""
+    lo, hi = 0.3, 2.0
+    lam = np.linspace(0.0, hi, 17)
+    a, b = glrjax.chebyshev_steps(lo, hi, steps)
+    x, _ = glrjax.cg(
+        lambda v, d: d * v,
+        jnp.ones(17),
+        jnp.asarray(lam),
+        tol=0.0,
+        maxiter=steps,
+        alpha=a,
+        beta=b,
+        gradient=glrjax.Unrolled(),
+    )
+    theta, c = (hi + lo) / 2, (hi - lo) / 2
+    t = np.polynomial.chebyshev.Chebyshev.basis(steps)
+    expected = t((theta - lam) / c) / t(theta / c)
+    np.testing.assert_allclose(1.0 - lam * np.asarray(x), expected, atol=1e-12)
+    assert np.all(np.abs(expected) <= 1.0 + 1e-12)  # bounded on [0, hi]
+    with pytest.raises(ValueError, match="0 < lo < hi"):
+        glrjax.chebyshev_steps(2.0, 1.0, steps)
+    with pytest.raises(TypeError, match="steps"):
+        glrjax.chebyshev_steps(lo, hi, 2.5)

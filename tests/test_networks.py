@@ -153,6 +153,64 @@ def test_uglr_gradients_match_finite_differences(mode):
     assert abs(dot - fd) <= 1e-5 * max(1.0, abs(fd)), (dot, fd)
 
 
+@pytest.mark.parametrize("mode", MODES[:2], ids=lambda m: type(m).__name__)
+def test_learned_cg_steps_get_finite_difference_gradients(mode):
+    cfg = UGLRConfig(layers=2, channels=1, hidden=3, features=2, maxiter=6, tol=0.0)
+    cfg = cfg._replace(learn_cg=True)
+    y, mask = _problem(batch=1)
+    p = uglr_init(jax.random.key(1), cfg, jnp.float64)
+    assert (
+        num_params(p)
+        == num_params(uglr_init(jax.random.key(1), cfg._replace(learn_cg=False))) + 2 * 2 * 6
+    )
+
+    def loss(steps):
+        x, _ = uglr(p._replace(log_alpha=steps[0], log_beta=steps[1]), y, mask, cfg, gradient=mode)
+        return jnp.sum((x - y - 0.1) ** 2)
+
+    dot, fd = _directional(loss, (p.log_alpha, p.log_beta), seed=5)
+    assert abs(dot - fd) <= 1e-6 * max(1.0, abs(fd)), (dot, fd)
+    assert abs(fd) > 1e-3  # the steps matter: a zero gradient would not pass
+
+
+@settings(max_examples=10, deadline=None)
+@given(mu=st.floats(1e-3, 1e3), scale=st.floats(0.0, 5.0), seed=st.integers(0, 2**16))
+def test_jacobi_preconditioned_spectrum_lies_in_the_learned_steps_interval(mu, scale, seed):
+    """The claim behind learn_cg's Chebyshev init: D^{-1/2}(HᵀH + μL)D^{-1/2} ⊂ [0, 2).
+
+    (0 where a graph component holds no observed pixel: the weights of distant features
+    underflow.)"""
+    rng = np.random.default_rng(seed)
+    f = jnp.asarray(scale * rng.standard_normal((2, 6, 6)))
+    g = _GRAPH(f, jnp.eye(2, dtype=f.dtype), 1)
+    eye = np.eye(36).reshape(36, 6, 6)
+    lap = np.stack([np.ravel(glrjax.laplacian_matvec(g, jnp.asarray(e))) for e in eye], axis=1)
+    m = (rng.random(36) < 0.3).astype(float)
+    m[0] = 1.0
+    a = np.diag(m) + mu * lap
+    d = np.sqrt(np.diag(a))
+    ev = np.linalg.eigvalsh(a / np.outer(d, d))
+    assert ev[0] > -1e-12 and ev[-1] < 2
+
+
+def test_learned_cg_steps_at_init_stay_near_cg_and_refuse_implicit():
+    cfg = UGLRConfig(layers=2, channels=1, hidden=3, maxiter=30, tol=0.0)
+    y, mask = _problem(h=12, w=12)
+    learned = cfg._replace(learn_cg=True)
+    x_cg, _ = uglr(uglr_init(jax.random.key(0), cfg, jnp.float64), y, mask, cfg)
+    p = uglr_init(jax.random.key(0), learned, jnp.float64)
+    x, info = uglr(p, y, mask, learned)
+    # Chebyshev on [0.05, 2] for 30 steps: residual factor 1/T_30(2.05/1.95) ~ 1e-4
+    assert float(jnp.max(info.residual)) < 1e-3
+    np.testing.assert_allclose(np.asarray(x), np.asarray(x_cg), atol=1e-3)
+    with pytest.raises(ValueError, match="learn_cg=True with gradient=Implicit"):
+        uglr(p, y, mask, learned, gradient=glrjax.Implicit())
+    with pytest.raises(ValueError, match="learn_cg=False but params have learned"):
+        uglr(p, y, mask, cfg)
+    with pytest.raises(TypeError, match="learn_cg"):
+        uglr_init(jax.random.key(0), cfg._replace(learn_cg=1))
+
+
 def test_ugtv_unrolled_gradient_matches_finite_differences():
     cfg = UGTVConfig(layers=2, channels=1, hidden=3, features=2, maxiter=8)
     y, mask = _problem(batch=1)

@@ -21,6 +21,7 @@ from glrjax.glr import glr_filter
 from glrjax.gradients import Checkpointed, GradientMode, Unrolled, check_gradient
 from glrjax.graph import GridGraph
 from glrjax.iterate import Info
+from glrjax.linear import chebyshev_steps
 
 from ._common import check_choice, check_scalar, edge_differences, summary, valid_mask, with_weights
 from .em import METRICS, _check_implicit, m_step, theta_inverse_terms
@@ -36,7 +37,6 @@ __all__ = [
     "GEMNetConfig",
     "GEMNetInfo",
     "GEMNetParams",
-    "chebyshev_steps",
     "gem_network",
     "gem_network_init",
     "l0_gate",
@@ -457,33 +457,6 @@ def gem_network(
     if y.ndim == 3:
         return fn(params, y, features)
     return jax.vmap(fn, in_axes=(None, 0, 0))(params, y, features)
-
-
-def chebyshev_steps(lo, hi, steps: int):
-    """CG-form steps (α_k, β_k) of Chebyshev iteration for a spectrum inside [lo, hi].
-
-    With these, :func:`glrjax.cg`'s update x += α_k p, r −= α_k Ap, p = M⁻¹r + β_k p is the
-    Chebyshev semi-iterative method (Saad, *Iterative Methods*, Alg. 12.1, with
-    d_k = α_k p_k): its residual polynomial is T_k((θ − λ)/c)/T_k(θ/c), θ = (hi + lo)/2,
-    c = (hi − lo)/2, bounded by 1 on [0, hi] for every right-hand side — unlike a recorded CG
-    schedule, whose polynomial can blow up on another graph's spectrum. ``lo`` may exceed the
-    true smallest eigenvalue (those components then just converge more slowly); ``hi`` must
-    bound the largest.
-
-    >>> a, b = chebyshev_steps(1.0, 3.0, 3)
-    >>> [round(float(v), 4) for v in a], [round(float(v), 4) for v in b]
-    ([0.5, 0.5714, 0.5385], [0.125, 0.0816, 0.0725])
-    """
-    theta, c = 0.5 * (hi + lo), 0.5 * (hi - lo)
-    sigma = theta / c
-    rho = 1.0 / sigma
-    alphas, betas = [1.0 / theta], []
-    for k in range(1, steps + 1):
-        rho_next = 1.0 / (2.0 * sigma - rho)
-        betas.append(rho * rho / 2.0 if k == 1 else rho * rho)
-        alphas.append(2.0 * rho_next / c)
-        rho = rho_next
-    return jnp.asarray(alphas[:steps]), jnp.asarray(betas[:steps])
 
 
 def _balanced_log_scale(params, y, features, config):

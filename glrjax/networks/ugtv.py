@@ -66,7 +66,7 @@ def ugtv(
     gradient = check_gradient(gradient)
     _unrolled.check_config(config, "config")
 
-    def solve(y, mask, g, mu, x):
+    def solve(y, mask, g, mu, x, steps):  # steps: None (uGTV has no CG)
         return gtv_interpolate(
             y, mask, g, mu, x0=x, tol=config.tol, maxiter=config.maxiter, gradient=gradient
         )
