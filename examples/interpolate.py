@@ -5,7 +5,8 @@ patches, batch and number of Adam steps, and reports held-out PSNR against param
 
 - bilinear interpolation (no parameters);
 - uGLR and uGTV (:mod:`glrjax.networks`): L layers, each learning a graph from the current
-  estimate with a shallow CNN and solving one GLR (CG) or GTV (primal-dual) problem;
+  estimate with a shallow CNN and solving one GLR (CG with learned α/β) or GTV
+  (primal-dual) problem;
 - a residual CNN with about uGLR's parameter count, and one with ~10× as many.
 
 Task 1 is RGGB Bayer demosaicking (RGB); task 2 is 2× upsampling by pixel filling (grey,
@@ -14,7 +15,7 @@ chelsea and rocket; test images: scikit-learn's china and flower (split by image
 Covariate shift: every model is trained on noiseless observations and also tested with
 Gaussian noise added to the observed pixels; the table reports each model's PSNR drop.
 
-    python examples/interpolate.py [--smoke] [--out examples/out] [--steps 200]
+    python examples/interpolate.py [--smoke] [--out examples/out] [--steps 1000]
 
 Writes interpolate.json, interpolate.png (input / bilinear / uGLR / uGTV / CNN / ground
 truth with a zoom) and interpolate_params.png (PSNR vs parameter count) to ``--out``.
@@ -59,13 +60,13 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny, fast run (CI)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
-    p.add_argument("--steps", type=int, default=None, help="Adam steps per model (200; smoke 3)")
+    p.add_argument("--steps", type=int, default=None, help="Adam steps per model (1000; smoke 3)")
     p.add_argument("--patch", type=int, default=None, help="training patch side (24; smoke 12)")
     p.add_argument("--layers", type=int, default=None, help="unrolled layers L (4; smoke 2)")
     p.add_argument("--noise", type=float, default=0.05, help="test noise σ for covariate shift")
     args = p.parse_args()
     args.smoke = args.smoke or os.environ.get("GLRJAX_SMOKE", "") not in ("", "0")
-    args.steps = args.steps or (3 if args.smoke else 200)
+    args.steps = args.steps or (3 if args.smoke else 1000)
     args.patch = args.patch or (12 if args.smoke else 24)
     args.layers = args.layers or (2 if args.smoke else 4)
     return args
@@ -140,7 +141,9 @@ def residual_cnn(params, y, mask):
 def make_models(channels, layers, key):
     """name -> (params, apply(params, y, mask) -> x, learning rate)."""
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    gcfg = UGLRConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=10, tol=1e-6)
+    gcfg = UGLRConfig(
+        layers=layers, channels=channels, hidden=6, features=3, maxiter=10, tol=1e-6, learn_cg=True
+    )
     tcfg = UGTVConfig(layers=layers, channels=channels, hidden=6, features=3, maxiter=15)
     models = {
         "uGLR": (uglr_init(k1, gcfg), lambda p, y, m: uglr(p, y, m, gcfg)[0], 1e-2),
