@@ -275,6 +275,35 @@ def test_float32_vmap_and_no_recompilation():
     assert len(traces) == 2  # one trace for the vmap, one for the scalar calls
 
 
+def kkt_violation(m, rxx, ryx, lam):
+    """Largest violation of the group-lasso optimality conditions, in float64 numpy:
+    g_j = (M Rxx − Ryx)_:j equals −λ m_j/‖m_j‖ on kept columns and has ‖g_j‖ ≤ λ on the rest."""
+    m = np.asarray(m, np.float64)
+    g = m @ rxx - ryx
+    norms = np.linalg.norm(m, axis=0)
+    kept = norms > 0
+    on = np.linalg.norm(g[:, kept] + lam * m[:, kept] / norms[kept], axis=0)
+    off = np.maximum(np.linalg.norm(g[:, ~kept], axis=0) - lam, 0.0)
+    return float(np.max(np.concatenate([on, off, [0.0]])))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_defaults_stop_on_a_tolerance_float32_can_reach(method):
+    # With float64's 1e-8 the float32 solvers ran to maxiter: the step-to-step change they
+    # stop on jitters at about 1e-7 from rounding.
+    rxx, ryx = small_problem(seed=11)
+    m, info = solve(
+        jnp.asarray(rxx, jnp.float32), jnp.asarray(ryx, jnp.float32), 0.3, method=method
+    )
+    assert bool(info.converged) and int(info.iterations) < 2000
+    assert float(info.residual) <= 100 * np.finfo(np.float32).eps
+    # A residual r bounds the optimality error by about 2·λ_max(Rxx)·r·‖M‖ (prox step).
+    bound = 2 * np.linalg.eigvalsh(rxx)[-1] * float(info.residual) * np.linalg.norm(m)
+    assert kkt_violation(m, rxx, ryx, 0.3) <= 10 * bound
+    _, info64 = solve(rxx, ryx, 0.3, method=method)
+    assert float(info64.residual) <= 1e-8  # float64 keeps its default
+
+
 def test_altmin_with_zero_lambda_and_singular_rxx_falls_back_to_the_polish():
     rng = np.random.default_rng(13)
     a = rng.standard_normal((30, 10))
