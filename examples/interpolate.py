@@ -154,10 +154,10 @@ def make_models(channels, layers, key):
     h_same = max(
         2, int(round((-(18 * channels + 2) + np.sqrt((18 * channels + 2) ** 2 + 72 * target)) / 36))
     )
-    # 6-layer CNN: ≈ 36h² + (18C + 4)h
+    # 6-layer CNN: ≈ 36h² + (18C + 4)h, rounded up so it has at least 10× uGLR's parameters
     t10 = 10 * target
     h_big = max(
-        2, int(round((-(18 * channels + 4) + np.sqrt((18 * channels + 4) ** 2 + 144 * t10)) / 72))
+        2, int(np.ceil((-(18 * channels + 4) + np.sqrt((18 * channels + 4) ** 2 + 144 * t10)) / 72))
     )
     models["CNN"] = (residual_cnn_init(k3, channels, h_same, 4), residual_cnn, 2e-3)
     models["CNN 10x"] = (residual_cnn_init(k4, channels, h_big, 6), residual_cnn, 1e-3)
