@@ -5,7 +5,7 @@ Every solver returns ``(solution, Info)`` and is differentiated the way its
 :class:`Truncated` or :class:`Implicit`.
 """
 
-from glrjax import curse, gem, networks, prox
+from glrjax import curse, gem, gnn, networks, prox
 from glrjax._module import make_callable
 from glrjax.gem import (
     GEMNetConfig,
@@ -95,6 +95,7 @@ __all__ = [
     "gem_network_init",
     "glr_filter",
     "glr_interpolate",
+    "gnn",
     "gtv_denoise",
     "gtv_interpolate",
     "init_l2g_params",
