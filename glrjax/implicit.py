@@ -58,17 +58,16 @@ def _backward_solver(gradient: Implicit, symmetric: bool) -> str:
 
 def _krylov_solve(solver: str, gradient: Implicit, matvec, b, precond):
     """Solve matvec(u) = b on a flat vector with the chosen method; (u, SolveInfo)."""
+    tol = gradient.backward_tol(b.dtype)
     if solver == "neumann":
         # -J u = b with -J = I - M, M = I + J (= ∂T/∂x for F = T(x) - x): u = -Σ Mⁱ b.
         u, info = _krylov.solve_neumann(
-            lambda v: v + matvec(v), -b, tol=gradient.tol, maxiter=gradient.maxiter
+            lambda v: v + matvec(v), -b, tol=tol, maxiter=gradient.maxiter
         )
         return u, info
     if solver == "cg":
-        return _krylov.solve_cg(
-            matvec, b, tol=gradient.tol, maxiter=gradient.maxiter, precond=precond
-        )
-    return _krylov.solve_gmres(matvec, b, tol=gradient.tol, maxiter=gradient.maxiter)
+        return _krylov.solve_cg(matvec, b, tol=tol, maxiter=gradient.maxiter, precond=precond)
+    return _krylov.solve_gmres(matvec, b, tol=tol, maxiter=gradient.maxiter)
 
 
 def _solver_fn(kind: str, gradient: Implicit, symmetric: bool, precond):
