@@ -140,8 +140,8 @@ class Implicit(GradientMode):
             condition number.
         tol: relative residual tolerance of the backward solve; ``None`` (default):
             max(1e-6, 100·ε) of the solve's dtype — 1e-6 in float64, 1.2e-5 in float32,
-            where an adjoint CG stagnates near 1e-6 on ordinary graph systems and 1e-6
-            would fail (NaN gradient).
+            where an adjoint CG stagnates near 2e-6 on image graphs and a fixed 1e-6
+            fails (NaN gradient).
         maxiter: iteration cap of the backward solve (Neumann terms for ``"neumann"``).
         on_failure: ``"nan"`` makes the derivative NaN when the tangent/adjoint solve
             does not reach ``tol`` on its true residual (or stagnates, or a Neumann series
