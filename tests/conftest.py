@@ -235,6 +235,27 @@ LONG = {
     "tests/test_glr.py::test_gradients_through_mahalanobis_weights_wrt_q_and_features[unrolled]",
     "tests/test_reconstruction.py::test_irls_stops_once_its_prox_step_passes_the_tolerance[mode0]",
     "tests/test_reconstruction_groups.py::test_singleton_groups_are_the_column_case[altmin-True]",
+    # Added 2026-12-02 (fresh venv, 955 cases in 11 min 32 s): the 20 longest test cases.
+    "tests/test_networks.py::test_learned_cg_steps_get_finite_difference_gradients[Unrolled]",
+    "tests/test_cg_symmetric.py::test_unrolled_gives_the_symmetric_part_and_implicit_the_full_gradient",
+    "tests/test_networks.py::test_learned_cg_steps_get_finite_difference_gradients[Checkpointed]",
+    "tests/test_contract.py::test_check_grads_unrolled_family[glr_filter-checkpointed]",
+    "tests/test_contract.py::test_check_grads_unrolled_family[gtv_denoise-checkpointed]",
+    "tests/test_l2g_vae.py::test_save_load_round_trip",
+    "tests/test_contract.py::test_check_grads_unrolled_family[l2g-truncated]",
+    "tests/test_reconstruction_groups.py::test_gradients_with_groups[fista-implicit]",
+    "tests/test_contract.py::test_forward_mode_equals_reverse_mode[linear_reconstruction-implicit]",
+    "tests/test_spectral.py::test_embedding_spans_the_leading_eigenvectors_of_numpy_eigh[eigensolver0]",
+    "tests/test_reconstruction.py::test_altmin_without_polish_is_irls_and_one_prox_step[mode0]",
+    "tests/test_contract.py::test_forward_mode_equals_reverse_mode[primal_dual-implicit]",
+    "tests/test_contract.py::test_check_grads_unrolled_family[primal_dual-unrolled]",
+    "tests/test_contract.py::test_implicit_backward_failure_nan_by_default_finite_when_ignored[fista]",
+    "tests/test_contract.py::test_forward_mode_equals_reverse_mode[glr_filter-checkpointed]",
+    "tests/test_l2g_vae.py::test_kl_matches_closed_form",
+    "tests/test_contract.py::test_forward_mode_equals_reverse_mode[gtv_denoise-unrolled]",
+    "tests/test_spectral.py::test_operators_match_dense_matrices_on_edge_and_grid_graphs",
+    "tests/test_contract.py::test_vmap_batches_problems_and_info[cg-unrolled]",
+    "tests/test_reconstruction_groups.py::test_channel_groups_of_a_conv_then_linear_pair_match_the_reference",
 }
 
 
