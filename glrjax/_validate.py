@@ -31,6 +31,11 @@ def _concrete_array(value):
     return None if arr.dtype == object else arr
 
 
+def dtype_tol(dtype, floor: float) -> float:
+    """A default tolerance: ``floor``, or 100 ulps of ``dtype`` where that is larger."""
+    return max(floor, 100 * float(jnp.finfo(dtype).eps))
+
+
 def check_nonnegative(value, name: str, example: str = "1e-6") -> None:
     """Concrete values must be >= 0 (traced values pass: they cannot be inspected)."""
     arr = _concrete_array(value)

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
-import jax.numpy as jnp
+
+from glrjax._validate import dtype_tol
 
 __all__ = ["GradientMode", "Unrolled", "Checkpointed", "Truncated", "Implicit"]
 
@@ -161,6 +162,7 @@ class Implicit(GradientMode):
 
     >>> Implicit(tol=1e-8, maxiter=200)
     Implicit(solver='auto', tol=1e-08, maxiter=200, on_failure='nan', report=None)
+    >>> import jax.numpy as jnp
     >>> Implicit().backward_tol(jnp.float32), Implicit().backward_tol(jnp.float64)
     (1.1920928955078125e-05, 1e-06)
     """
@@ -207,7 +209,7 @@ class Implicit(GradientMode):
         """The tolerance of a backward solve in ``dtype``: ``tol``, or its default."""
         if self.tol is not None:
             return float(self.tol)
-        return max(1e-6, 100 * float(jnp.finfo(dtype).eps))
+        return dtype_tol(dtype, 1e-6)
 
 
 def check_gradient(gradient, name: str = "gradient") -> GradientMode:

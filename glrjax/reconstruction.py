@@ -48,6 +48,7 @@ from glrjax._validate import (
     check_nonnegative,
     check_positive,
     check_tol,
+    dtype_tol,
 )
 from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.implicit import implicit_solve
@@ -531,7 +532,7 @@ def linear_reconstruction(
     Rxx, Ryx = _check_correlations(Rxx, Ryx)
     lam = _check_lam(lam, Rxx.dtype)
     if tol is None:
-        tol = max(1e-8, 100 * float(jnp.finfo(Rxx.dtype).eps))
+        tol = dtype_tol(Rxx.dtype, 1e-8)
     check_tol(tol)
     if not (method == "altmin" and maxiter == 0):  # altmin may stop after its prox step
         maxiter = check_maxiter(maxiter)
