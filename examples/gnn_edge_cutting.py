@@ -109,7 +109,7 @@ def make_step(graph, lam, lr, cut: bool):
 
 
 def draw_graph(graph, weights, path, title):
-    """Each edge with w > 0 as a segment between its pixels, darker for larger w."""
+    """Each edge with w > 0 as a segment between its pixels, coloured by w (viridis)."""
     src, dst = (np.asarray(a).ravel() for a in graph.edge_index())
     w = np.asarray(weights).ravel()
     keep = np.asarray(graph.valid_mask()).ravel() & (w > 0)

@@ -105,10 +105,6 @@ def gcn_layer(params: GCNParams, graph: AbstractGraph, x) -> jax.Array:
     return jnp.moveaxis(out, 0, -nd - 1)
 
 
-class EdgeProxState(NamedTuple):
-    """:func:`edge_prox` keeps no state."""
-
-
 def edge_prox(prox, lam) -> optax.GradientTransformation:
     """A proximal step on the parameters after the optimiser's update: p ← prox(p + u, λ).
 
@@ -136,7 +132,7 @@ def edge_prox(prox, lam) -> optax.GradientTransformation:
 
     def init(params):
         del params
-        return EdgeProxState()
+        return optax.EmptyState()
 
     def update(updates, state, params=None):
         if params is None:
