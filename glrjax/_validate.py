@@ -43,6 +43,25 @@ def check_nonnegative(value, name: str, example: str = "1e-6") -> None:
         raise ValueError(f"{name}={value} must be >= 0, e.g. {name}={example}.")
 
 
+def check_graph_weights(graph, needs: str, fix: str) -> None:
+    """Concrete edge weights must be >= 0 (and not NaN) on the graph's valid edges.
+
+    ``needs`` names what requires it ("GCN propagation"), ``fix`` says what to do. Traced
+    weights pass: they cannot be inspected.
+    """
+    w = graph.weights
+    if isinstance(w, jax.core.Tracer):
+        return
+    w = np.asarray(w)
+    bad = ~(w >= 0) & np.broadcast_to(np.asarray(graph.valid_mask()), w.shape)
+    if bad.any():
+        raise ValueError(
+            f"graph has negative edge weights ({int(bad.sum())} below 0 or NaN, min "
+            f"{np.nanmin(w):.3g}); "
+            f"{needs} needs w >= 0: {fix}"
+        )
+
+
 def check_positive(value, name: str, example: str = "1.0") -> None:
     """Concrete values must be > 0 (traced values pass)."""
     arr = _concrete_array(value)

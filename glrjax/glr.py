@@ -22,6 +22,7 @@ from glrjax._eager import cached, validated
 from glrjax._validate import (
     check_choice,
     check_float_array,
+    check_graph_weights,
     check_maxiter,
     check_scalar,
     check_schedule,
@@ -63,19 +64,6 @@ def _batched(fn, args, core_ndims, batch_shape):
     return jax.vmap(inner, in_axes=tuple(axes))(*sliced)
 
 
-def _check_weights_nonnegative(w) -> None:
-    """Concrete weights must be >= 0 (I + μL is then SPD); traced weights pass."""
-    if isinstance(w, jax.core.Tracer):
-        return
-    w = np.asarray(w)
-    bad = ~(w >= 0)
-    if bad.any():
-        raise ValueError(
-            f"graph.weights has {int(bad.sum())} negative or NaN entries (min {np.nanmin(w)}); "
-            "GLR needs non-negative weights so that I + μL is positive definite."
-        )
-
-
 def _inputs(y, graph, mu, schedules=()):
     """Validate (y, graph, μ) of a graph filter; return the pieces and the batch shape.
 
@@ -95,7 +83,7 @@ def _inputs(y, graph, mu, schedules=()):
     weights = check_float_array(graph.weights, "graph.weights")
     check_scalar(mu, "mu", nonnegative=True, example="1.0")
     mu = jnp.asarray(mu)
-    _check_weights_nonnegative(weights)
+    check_graph_weights(graph, "GLR", "use non-negative weights so that I + μL is SPD.")
     w_core = len(graph.edge_shape)
     shapes = [y.shape[: y.ndim - core], weights.shape[: weights.ndim - w_core], mu.shape]
     shapes += [s.shape[:-1] for s in schedules if s is not None]

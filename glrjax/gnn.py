@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from glrjax._validate import check_float_array
+from glrjax._validate import check_float_array, check_graph_weights
 from glrjax.graph import AbstractGraph, check_graph
 
 __all__ = ["GCNParams", "edge_prox", "gcn_init", "gcn_layer", "gcn_propagate"]
@@ -58,7 +58,11 @@ def gcn_propagate(graph: AbstractGraph, x) -> jax.Array:
     True
     """
     check_graph(graph)
-    _check_nonnegative(graph)
+    check_graph_weights(
+        graph,
+        "GCN propagation",
+        "keep learned weights non-negative, e.g. with edge_prox(glrjax.prox.nonneg_l0, lam).",
+    )
     x = graph.check_signal(check_float_array(x, "x"))
     op = graph.laplacian()
     d = op.diagonal() + 1.0
@@ -145,15 +149,3 @@ def edge_prox(prox, lam) -> optax.GradientTransformation:
         return jax.tree_util.tree_map(one, updates, params), state
 
     return optax.GradientTransformation(init, update)
-
-
-def _check_nonnegative(graph) -> None:
-    w = graph.weights
-    if isinstance(w, jax.core.Tracer):
-        return
-    low = float(jnp.min(jnp.where(jnp.asarray(graph.valid_mask()), w, 0.0)))
-    if low < 0:
-        raise ValueError(
-            f"graph has negative edge weights (min {low:.3g}); GCN propagation needs w >= 0: "
-            "keep learned weights non-negative, e.g. with edge_prox(glrjax.prox.nonneg_l0, lam)."
-        )

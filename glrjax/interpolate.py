@@ -35,7 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from glrjax._validate import check_float_array, check_maxiter, check_nonnegative, check_tol
+from glrjax._validate import (
+    check_float_array,
+    check_graph_weights,
+    check_maxiter,
+    check_nonnegative,
+    check_tol,
+)
 from glrjax.gradients import GradientMode, Implicit, Unrolled, check_gradient
 from glrjax.graph import EdgeGraph, GridGraph, degree, edge_difference, laplacian_matvec
 from glrjax.iterate import Info
@@ -100,13 +106,7 @@ def _inputs(y, mask, graph, mu, x0, delta):
     mu = _check_mu(mu)
     check_nonnegative(delta, "delta", "1e-6")
     weights = check_float_array(graph.weights, "graph.weights")
-    if not _is_tracer(weights):
-        w = np.asarray(weights)
-        if not (w >= 0).all():
-            raise ValueError(
-                f"graph.weights has {int((~(w >= 0)).sum())} negative or NaN entries; the "
-                "smoothness priors need non-negative weights (a PSD Laplacian)."
-            )
+    check_graph_weights(graph, "the smoothness prior", "a PSD Laplacian needs them.")
     if x0 is not None:
         x0 = check_float_array(x0, "x0")
         if x0.ndim < core or tuple(x0.shape[-core:]) != node:

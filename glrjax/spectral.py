@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse.linalg import lobpcg_standard
 
+from glrjax._validate import check_graph_weights
 from glrjax.graph import EdgeGraph, degree, laplacian_matvec
 
 __all__ = [
@@ -198,14 +199,9 @@ def _check_weights(graph) -> None:
     w = graph.weights
     if isinstance(w, jax.core.Tracer):
         return
-    w = np.asarray(w)
-    if not np.issubdtype(w.dtype, np.floating):
-        raise TypeError(f"graph weights have dtype {w.dtype}; use floating weights.")
-    if np.any(w < 0):
-        raise ValueError(
-            f"graph has {int(np.sum(w < 0))} negative weights (min {w.min():.3g}); spectral "
-            f"clustering needs weights >= 0, e.g. an RBF affinity exp(-gamma·d²)."
-        )
+    if not np.issubdtype(np.asarray(w).dtype, np.floating):
+        raise TypeError(f"graph weights have dtype {np.asarray(w).dtype}; use floating weights.")
+    check_graph_weights(graph, "spectral clustering", "e.g. an RBF affinity exp(-gamma·d²).")
     d = np.asarray(degree(graph))
     if np.any(d <= 0):
         idx = np.flatnonzero(d.ravel() <= 0)

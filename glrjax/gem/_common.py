@@ -13,8 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from glrjax import graph as _graph
-from glrjax._validate import check_float_array
-from glrjax.glr import _check_weights_nonnegative
+from glrjax._validate import check_float_array, check_graph_weights
 from glrjax.iterate import Info
 from glrjax.results import RESULTS
 
@@ -30,7 +29,7 @@ def check_graph(graph, name: str = "graph"):
             "on the leading axis of y. Use jax.vmap for a batch of graphs."
         )
     check_float_array(graph.weights, f"{name}.weights")
-    _check_weights_nonnegative(graph.weights)
+    check_graph_weights(graph, "GEM", "Θ = L + δI must be a GMRF precision (L a Laplacian).")
 
 
 def concrete(value):
