@@ -31,6 +31,7 @@ LONG = {
     "glrjax/compare.py::glrjax.compare.gem_compare_case",
     "tests/test_gem.py::test_network_float32_gradients_finite_in_every_mode[truncated]",
     "tests/test_sharding.py::test_sharded_batch_equals_single_device",
+    "tests/test_sharding.py::test_one_graph_sharded_over_4_devices_equals_single_device",
     "tests/test_gem.py::test_network_float32_gradients_finite_in_every_mode[implicit]",
     "tests/test_gem.py::test_network_float32_gradients_finite_in_every_mode[checkpointed]",
     "tests/test_l2g.py::test_example_smoke_run",

@@ -6,6 +6,8 @@
   :func:`inverse_edge_terms`.
 - :mod:`glrjax.gem.em`: :func:`e_step`, :func:`m_step`, :func:`gem_fit` and their
   objectives (the model and the M-step's metric are described there).
+- :mod:`glrjax.gem.sampling`: exact GMRF samples N(0, (L + δI)⁻¹) by one CG solve each
+  (:func:`sample_gmrf`), the synthetic data of graph-learning benchmarks.
 - :mod:`glrjax.gem.network`: the unrolled GEM network (:func:`gem_network`), whose GEM
   iteration calls :func:`m_step`.
 
@@ -51,6 +53,7 @@ from .network import (
     gem_network_init,
     l0_gate,
 )
+from .sampling import sample_gmrf
 
 __all__ = [
     "Coloured",
@@ -82,6 +85,7 @@ __all__ = [
     "marginal_objective",
     "probe_variance",
     "probes",
+    "sample_gmrf",
 ]
 
 
