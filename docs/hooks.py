@@ -1,5 +1,8 @@
 """mkdocs hook: fill ``<!-- results:NAME -->`` markers from benchmarks/results/NAME.json.
 
+``NAME`` shows the record's ``rows``; ``NAME#KEY`` another list of rows in it (``KEY`` may
+be dotted: ``graph_learning_scale#edge_cutting.rows``).
+
 Keeps the measured numbers in the docs in sync with the committed benchmark records.
 ``<!-- figure:FILE.png:caption -->`` shows ``docs/assets/FILE.png`` when it exists, and
 otherwise says which command produces it (a missing image would fail ``--strict``).
@@ -13,7 +16,7 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-MARKER = re.compile(r"<!-- results:([\w.-]+)(?::([\w,.-]+))? -->")
+MARKER = re.compile(r"<!-- results:([\w.#-]+)(?::([\w,.-]+))? -->")
 FIGURE = re.compile(r"<!-- figure:([\w.-]+\.png):(.+?) -->")
 ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
 FIGURE_SOURCES = {  # who writes each figure (copied into docs/assets/ by hand)
@@ -31,11 +34,14 @@ def _fmt(v):
 
 
 def render(name: str, columns: str | None = None) -> str:
+    name, _, key = name.partition("#")
     path = RESULTS / f"{name}.json"
     if not path.exists():
         return f"*(no measurement recorded yet: `benchmarks/results/{name}.json` is missing)*"
     record = json.loads(path.read_text())
-    rows = record.get("rows", [])
+    rows = record
+    for part in (key or "rows").split("."):
+        rows = rows.get(part, {}) if isinstance(rows, dict) else []
     if not rows:
         return "*(empty record)*"
     cols = columns.split(",") if columns else list(rows[0])

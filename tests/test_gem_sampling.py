@@ -72,6 +72,8 @@ def test_gem_fit_recovers_a_knn_gmrf_sampled_by_sample_gmrf():
     f1 = 2 * np.sum(est & keep) / (est.sum() + keep.sum())
     assert f1 >= 0.85, f1
     assert np.all(np.diff(np.asarray(hist.edges)) <= 0)
+    assert hist.info.converged.shape == (5,) and bool(np.all(hist.info.converged))
+    assert np.all(np.asarray(hist.info.residual) <= 1e-6)
 
 
 def test_bad_input():

@@ -418,6 +418,7 @@ class GEMHistory(NamedTuple):
     objective: jax.Array
     edges: jax.Array  # int32: edges with w > 0
     change: jax.Array  # ‖w_t − w_{t−1}‖ / ‖w_{t−1}‖
+    info: Info  # the E-step's CG solves (posterior means and C terms), summarised
 
 
 def marginal_objective(y, graph, sigma, delta, gamma):
@@ -495,7 +496,7 @@ def _gem_fit(
         else:
             obj = jnp.asarray(jnp.nan, w.dtype)
         change = jnp.linalg.norm(w_new - w) / jnp.maximum(jnp.linalg.norm(w), 1e-30)
-        return w_new, GEMHistory(obj, g_new.num_edges(), change)
+        return w_new, GEMHistory(obj, g_new.num_edges(), change, e.info)
 
     w, history = jax.lax.scan(body, graph.weights, None, length=iterations)
     return w, history
