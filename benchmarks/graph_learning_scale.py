@@ -1,10 +1,12 @@
 """Graph learning at 10⁴–10⁶ nodes: a synthetic connectivity GMRF learned by GEM, 1/2/4 devices.
 
 **Problem** (a stand-in for "finding connections between 10⁵ neurons", seed 000 part 2):
-N neurons uniform in the unit square; the candidate edges are their 4-nearest-neighbour
-graph (union; built by scikit-learn's k-d tree, outside the timed fit); the truth keeps a
-random half of them with weights U[0.5, 1.5]; x ~ N(0, (L + δI)⁻¹) exactly by
-:func:`glrjax.gem.sample_gmrf` (δ = 0.5), y = x + σn (σ = 0.1), S = 100 samples, float32.
+N neurons uniform in the unit square, numbered along a sweep of small cells (a spatial
+order: a random numbering makes every edge gather a cache miss); the candidate edges are
+their 4-nearest-neighbour graph (union; built by scikit-learn's k-d tree, outside the
+timed fit); the truth keeps a random half of them with weights U[0.5, 1.5];
+x ~ N(0, (L + δI)⁻¹) exactly by :func:`glrjax.gem.sample_gmrf` (δ = 0.5), y = x + σn
+(σ = 0.1), S = 100 samples, float32.
 
 **Learner**: :func:`glrjax.gem.gem_fit` from the unit-weight candidate graph with the
 scalable edge-term estimator ``Coloured(distance=2)`` (a distance-2 colouring: the number
@@ -64,6 +66,12 @@ def problem(n: int, samples: int = SAMPLES, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     pts = rng.uniform(size=(n, 2))
+    # Number the nodes along a sweep of ~4-node cells, as one would number neurons by
+    # position: neighbours get nearby indices and the edge gathers stay in cache (about 2×
+    # faster at N = 10⁵ than a random numbering, measured on this machine).
+    cells = int(np.sqrt(n / 4))
+    cell = np.floor(pts * cells).astype(np.int64)
+    pts = pts[np.lexsort((pts[:, 0], cell[:, 0], cell[:, 1]))]
     _, idx = NearestNeighbors(n_neighbors=K + 1).fit(pts).kneighbors(pts)
     i, j = np.repeat(np.arange(n), K), idx[:, 1:].ravel()
     pairs = np.unique(np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j))
