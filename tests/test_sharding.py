@@ -58,15 +58,19 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_sharded_batch_equals_single_device():
+def _run_on_4_host_devices(script: str, marker: str) -> None:
     env = dict(os.environ)
     env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     env["JAX_PLATFORMS"] = "cpu"
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "SHARDED-OK" in out.stdout
+    assert marker in out.stdout
+
+
+def test_sharded_batch_equals_single_device():
+    _run_on_4_host_devices(SCRIPT, "SHARDED-OK")
 
 
 def test_uneven_batch_is_rejected():
@@ -152,14 +156,7 @@ GRAPH_SCRIPT = textwrap.dedent(
 
 
 def test_one_graph_sharded_over_4_devices_equals_single_device():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    env["JAX_PLATFORMS"] = "cpu"
-    out = subprocess.run(
-        [sys.executable, "-c", GRAPH_SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "GRAPH-SHARDED-OK" in out.stdout
+    _run_on_4_host_devices(GRAPH_SCRIPT, "GRAPH-SHARDED-OK")
 
 
 def test_graph_sharding_bad_input():
