@@ -297,32 +297,24 @@ def main():
             ax.set_title(f"{name}: {method}\nARI {ari:.3f}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    for ax, (title, im, cmap) in zip(
-        axes[2],
+    image_rows = [
         [
             ("image (GridGraph nodes)", img, "gray"),
             ("spectral_clustering, k = 4", seg_labels, "tab10"),
             ("2nd eigenvector", fiedler, "coolwarm"),
         ],
-        strict=True,
-    ):
-        ax.imshow(im, cmap=cmap, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax, (title, im, cmap) in zip(
-        axes[3],
         [
             ("degree of the GEM-learned graph", gem_degree, "magma"),
             (f"learned graph, k = 4 (R² {gem_row['r2_colour']:.2f})", gem_labels, "tab10"),
             ("2nd eigenvector (learned graph)", gem_fiedler, "coolwarm"),
         ],
-        strict=True,
-    ):
-        ax.imshow(im, cmap=cmap, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    ]
+    for row_axes, panels in zip(axes[2:], image_rows, strict=True):
+        for ax, (title, im, cmap) in zip(row_axes, panels, strict=True):
+            ax.imshow(im, cmap=cmap, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     png = os.path.join(args.out, "spectral_clustering.png")
     fig.savefig(png, dpi=110)
