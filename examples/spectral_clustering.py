@@ -21,7 +21,7 @@ segmentation is scored by R², the fraction of the image's colour variance that 
 means explain, and the two are compared by their adjusted Rand index.
 
 Prints a rich table (ARI, time, eigen-residuals) and saves spectral_clustering.png (the
-three labelings per data set, and the segmentation) and spectral_clustering.json to ``--out``.
+three labelings per data set, and both segmentations) and spectral_clustering.json to ``--out``.
 
     python examples/spectral_clustering.py [--smoke] [--out examples/out] [--n 1000]
 """
