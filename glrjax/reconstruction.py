@@ -54,7 +54,15 @@ from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.implicit import implicit_solve
 from glrjax.iterate import Info
 from glrjax.prox import group_l21, group_norms
-from glrjax.proximal import _check_q, _optimality, _relative_change, _run_fista, fista, pgd
+from glrjax.proximal import (
+    _check_q,
+    _common_scale,
+    _optimality,
+    _relative_change,
+    _run_fista,
+    fista,
+    pgd,
+)
 from glrjax.results import RESULTS
 
 __all__ = [
@@ -144,11 +152,16 @@ class _Partition:
         """‖M_:g‖_F per group, with a finite gradient at zero groups."""
         if self.segment is None:
             return group_norms(M, axis=0)
-        sq = jax.ops.segment_sum(
-            jnp.sum(M * M, axis=0), jnp.asarray(self.segment), self.num, indices_are_sorted=False
+        return _root(self.squares(M))
+
+    def squares(self, M):
+        """‖M_:g‖²_F per group."""
+        sq = jnp.sum(M * M, axis=0)
+        if self.segment is None:
+            return sq
+        return jax.ops.segment_sum(
+            sq, jnp.asarray(self.segment), self.num, indices_are_sorted=False
         )
-        positive = sq > 0
-        return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
     def expand(self, v):
         """A (num,) per-group value as a (d,) per-column value (scalars pass through)."""
@@ -172,12 +185,21 @@ class _Partition:
         for columns; the same guarded formula per group otherwise)."""
         if self.segment is None:
             return group_l21(M, lamw, t)
-        norms = self.norms(M)
-        thr = jnp.asarray(t, M.dtype) * jnp.asarray(lamw, M.dtype)
+        return M * self.expand(self.scale(self.norms(M), lamw, t))[None, :]
+
+    @staticmethod
+    def scale(norms, lamw, t):
+        """The prox's factor per group from the group norms: 1 − tλw/max(‖M_:g‖, tλw)."""
+        thr = jnp.asarray(t, norms.dtype) * jnp.asarray(lamw, norms.dtype)
         den = jnp.maximum(norms, thr)
         positive = den > 0
-        scale = jnp.where(positive, 1.0 - thr / jnp.where(positive, den, 1.0), 1.0)
-        return M * self.expand(scale)[None, :]
+        return jnp.where(positive, 1.0 - thr / jnp.where(positive, den, 1.0), 1.0)
+
+
+def _root(sq):
+    """√sq with a finite gradient at 0."""
+    positive = sq > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 
 def _partition(groups, d: int, bias: bool) -> _Partition:
@@ -381,16 +403,19 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition, step, tol,
     """
     lamw = jnp.broadcast_to(lamw, (part.num,))
 
-    def penalty(M):
-        norms = part.norms(M)
+    def penalty(sq):
+        norms = _root(sq) * unit
         return part.expand(lamw / jnp.sqrt(norms * norms + eps))
 
     def factor(D):
         return _factor(Rxx + jnp.diag(D))
 
+    def squares(M):  # ‖M_:g/u‖² per group: the penalty's and the test's only pass over M
+        return part.squares(M / unit)
+
     def irls_step(carry):
-        M, E, D_f, F = carry
-        D = penalty(M)
+        M, E, D_f, F, sq = carry
+        D = penalty(sq)
         r = jnp.where(D_f > 0, D / D_f, 1.0)  # D_f = 0 only where λw = 0, and then D = 0
         refactor = jnp.maximum(1.0 - jnp.min(r), jnp.max(r) - 1.0) > REFACTOR_ABOVE
         # Only the factorization is conditional; both branches then take one product:
@@ -398,7 +423,8 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition, step, tol,
         F = lax.cond(refactor, lambda: factor(D), lambda: F)
         R = E - M * (D - D_f)  # Ryx − M K, since Ryx − M K_f = E
         M_new = jnp.where(refactor, 0.0, M) + _apply_inverse(F, jnp.where(refactor, Ryx, R))
-        return M_new, jnp.where(refactor, 0.0, E - R), jnp.where(refactor, D, D_f), F
+        E_new = jnp.where(refactor, 0.0, E - R)
+        return M_new, E_new, jnp.where(refactor, D, D_f), F, squares(M_new)
 
     scale = _krylov.safe_div(_krylov.norm(Ryx), _krylov.norm(Rxx))
     scale = jnp.where(scale > 0, scale, 1.0)
@@ -407,11 +433,23 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition, step, tol,
     eta0 = jnp.where(norms0 > 0, norms0, scale).astype(Rxx.dtype)
     D0 = part.expand(lamw / eta0)
     F0 = factor(D0)  # the first step: an exact solve, so E = 0
-    start = (_apply_inverse(F0, Ryx), jnp.zeros_like(Ryx), D0, F0)
+    M1 = _apply_inverse(F0, Ryx)
+    # One unit for every norm of the loop (IRLS iterates keep the first solve's scale), so
+    # the test below needs no max|·| pass of its own.
+    unit = _common_scale(M1)
+    start = (M1, jnp.zeros_like(Ryx), D0, F0, squares(M1))
 
     def converged(state):
-        M, E, D_f, _ = state
-        return _relative_change(part(M + step * (E + M * D_f), lamw, step), M)[0] <= tol
+        """The relative change of one proximal-gradient step from M, ‖P − M‖/max(‖P‖, ‖M‖)
+        with P = prox(Z), Z = M − step∇f(M): ‖P‖ from Z's group norms and the prox factor,
+        ‖M‖ from the carried squares, so only Z and P − M take a pass."""
+        M, E, D_f, _, sq = state
+        Z = M + step * (E + M * D_f)
+        sq_z = squares(Z)
+        factor_z = part.scale(_root(sq_z) * unit, lamw, step)
+        change = jnp.sum(jnp.square((Z * part.expand(factor_z) - M) / unit))
+        size = jnp.maximum(jnp.sum(jnp.square(factor_z) * sq_z), jnp.sum(sq))
+        return _krylov.safe_div(_root(change), _root(size)) <= tol
 
     one = jnp.asarray(1, jnp.int32)
     if early:
@@ -425,7 +463,7 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition, step, tol,
             state = irls_step(state)
             return k + 1, state, converged(state)
 
-        k, (M, E, D_f, _), _ = lax.while_loop(cond, body, (one, start, converged(start)))
+        k, (M, E, D_f, _, _), _ = lax.while_loop(cond, body, (one, start, converged(start)))
     else:
 
         def frozen_step(_, carry):
@@ -435,7 +473,7 @@ def _irls(Rxx, Ryx, lamw, M0, iterations: int, eps, part: _Partition, step, tol,
             return k + jnp.where(done, 0, 1).astype(jnp.int32), state, done | converged(new)
 
         start = (one, start, converged(start))
-        k, (M, E, D_f, _), _ = lax.fori_loop(1, iterations, frozen_step, start)
+        k, (M, E, D_f, _, _), _ = lax.fori_loop(1, iterations, frozen_step, start)
     return M, -E - M * D_f, k
 
 
