@@ -90,11 +90,11 @@ def cnn_apply(params, x):
     return h.reshape(lead + h.shape[1:])
 
 
-def _shift(a, dy: int, dx: int, fill):
-    """a(p + (dy, dx)) on the last two axes, ``fill`` off the grid."""
+def _shift(a, dy: int, dx: int, fill, xp=jnp):
+    """a(p + (dy, dx)) on the last two axes, ``fill`` off the grid (``xp=np``: static masks)."""
     h, w = a.shape[-2:]
     r = max(abs(dy), abs(dx))
-    pad = jnp.pad(a, [(0, 0)] * (a.ndim - 2) + [(r, r), (r, r)], constant_values=fill)
+    pad = xp.pad(a, [(0, 0)] * (a.ndim - 2) + [(r, r), (r, r)], constant_values=fill)
     return pad[..., r + dy : r + dy + h, r + dx : r + dx + w]
 
 
@@ -106,8 +106,9 @@ def normalized_graph(features, q, radius: int = 1) -> GridGraph:
     is a softmax of the negative distances over i's neighbours — self-attention with
     keys = queries = Qᵀf. It is asymmetric (a_ij ≠ a_ji); the graph uses
     w_ij = ½(a_ij + a_ji), symmetric and non-negative, so L = D − W is symmetric PSD and
-    L·1 = 0. The softmax subtracts each pixel's smallest distance first, so distant
-    features (all u_ik underflowing) give finite weights and gradients.
+    L·1 = 0. The softmax runs over the neighbours on the grid only and subtracts each pixel's
+    smallest distance first, so distant features (all u_ik underflowing) give finite weights
+    and gradients, and every pixel's affinities sum to 1.
 
     Args:
         features: ``(..., C, H, W)``; q: ``(C, M)``; radius: window radius.
@@ -128,19 +129,26 @@ def normalized_graph(features, q, radius: int = 1) -> GridGraph:
     g = jnp.einsum("...chw,cm->...mhw", features.astype(dtype), q.astype(dtype))
     h, w = g.shape[-2:]
     offsets = window_offsets(radius)
-    far = jnp.asarray(1e4, dtype)  # off-grid "distance": exp(-far) = 0, no inf arithmetic
     fwd, valid = [], []
     for dy, dx in offsets:  # d of the edge p -> p + o_k, stored at p
         ok = np.zeros((h, w), bool)
         ok[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = True
         diff = g - _shift(g, dy, dx, 0.0)
-        fwd.append(jnp.where(ok, jnp.sum(diff * diff, axis=-3), far))
+        fwd.append(jnp.where(ok, jnp.sum(diff * diff, axis=-3), 0.0))
         valid.append(ok)
-    bwd = [_shift(d, -dy, -dx, far) for d, (dy, dx) in zip(fwd, offsets, strict=True)]
+    bwd = [_shift(d, -dy, -dx, 0.0) for d, (dy, dx) in zip(fwd, offsets, strict=True)]
+    back = [_shift(v, -dy, -dx, False, np) for v, (dy, dx) in zip(valid, offsets, strict=True)]
     dist = jnp.stack(fwd + bwd)  # (2K, ..., H, W): every neighbour of every pixel
-    low = jax.lax.stop_gradient(jnp.min(dist, axis=0))  # softmax is shift invariant
-    e = jnp.exp(-(dist - low))
-    a = e / jnp.sum(e, axis=0)  # a[k](p) = a_{p -> p + o_k}; a[K + k](p) = a_{p -> p - o_k}
+    # Off-grid neighbours are left out of the softmax. (A large finite "distance" for them
+    # is not enough: learned features can put every real neighbour of a border pixel
+    # further away, and the pixel's affinity then went to edges that do not exist.)
+    on_grid = np.stack(valid + back)
+    on_grid = on_grid.reshape(on_grid.shape[:1] + (1,) * (dist.ndim - 3) + (h, w))
+    low = jax.lax.stop_gradient(jnp.min(jnp.where(on_grid, dist, jnp.inf), axis=0))
+    low = jnp.where(jnp.isfinite(low), low, 0.0)  # a pixel without neighbours (a 1×1 grid)
+    e = jnp.where(on_grid, jnp.exp(-(jnp.where(on_grid, dist, low) - low)), 0.0)
+    total = jnp.sum(e, axis=0)
+    a = e / jnp.where(total > 0, total, 1.0)  # a[k](p) = a_{p -> p + o_k}; a[K + k]: p - o_k
     n = len(offsets)
     weights = [
         jnp.where(valid[k], 0.5 * (a[k] + _shift(a[n + k], dy, dx, 0.0)), 0.0)
