@@ -239,7 +239,11 @@ def glr_interpolate(
         g, mu_, m, d = a
         deg = degree(g)
         diag = (1 - m) * (deg + d) + m if hard else m + mu_ * deg + d
-        return jnp.where(diag > 0, r / jnp.where(diag > 0, diag, 1), r)
+        # Entries below ε·max(diag) are at the rounding level of the matrix: floored there,
+        # so the Unrolled backward's −r/diag² cannot overflow (edge weights of 1e-25 at a
+        # pixel gave NaN gradients in float32). Exact zeros (isolated unknowns) keep z = r.
+        floor = jnp.finfo(diag.dtype).eps * jnp.max(diag)
+        return jnp.where(diag > 0, r / jnp.maximum(diag, floor), r)
 
     def single(y, mask, w, mu_, x0):
         g = make(w)
