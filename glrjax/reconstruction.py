@@ -53,7 +53,7 @@ from glrjax._validate import (
 from glrjax.gradients import GradientMode, Implicit, check_gradient
 from glrjax.implicit import implicit_solve
 from glrjax.iterate import Info
-from glrjax.prox import group_l21, group_norms
+from glrjax.prox import _group_scale, group_l21, group_norms
 from glrjax.proximal import (
     _check_q,
     _common_scale,
@@ -190,10 +190,7 @@ class _Partition:
     @staticmethod
     def scale(norms, lamw, t):
         """The prox's factor per group from the group norms: 1 − tλw/max(‖M_:g‖, tλw)."""
-        thr = jnp.asarray(t, norms.dtype) * jnp.asarray(lamw, norms.dtype)
-        den = jnp.maximum(norms, thr)
-        positive = den > 0
-        return jnp.where(positive, 1.0 - thr / jnp.where(positive, den, 1.0), 1.0)
+        return _group_scale(norms, jnp.asarray(t, norms.dtype) * jnp.asarray(lamw, norms.dtype))
 
 
 def _root(sq):
