@@ -256,3 +256,20 @@ def test_per_edge_mlp_gradient_leaf_by_leaf_under_vmap():
     e = jnp.zeros_like(v).at[i, j].set(eps)
     fd = (loss(vae0.edge, v + e) - loss(vae0.edge, v - e)) / (2 * eps)
     assert float(g_v[i, j]) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_forward_mode_through_the_network():
+    # jax.jvp along a random parameter direction equals central differences (Unrolled).
+    z, w = _data()
+    p = _params()
+    flat, unravel = ravel_pytree(p)
+    d = jnp.asarray(np.random.default_rng(5).standard_normal(flat.shape))
+
+    def f(q):
+        return jax.vmap(lambda zz: l2g_vae(zz, q).w)(z)
+
+    _, tangent = jax.jit(lambda q, t: jax.jvp(f, (q,), (t,)))(p, unravel(d))
+    eps = 1e-6
+    fd = (f(unravel(flat + eps * d)) - f(unravel(flat - eps * d))) / (2 * eps)
+    assert float(jnp.max(jnp.abs(tangent))) > 1e-3
+    np.testing.assert_allclose(np.asarray(tangent), np.asarray(fd), rtol=1e-6, atol=1e-8)
