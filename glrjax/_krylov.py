@@ -225,52 +225,58 @@ def solve_gmres(matvec, b, *, tol, maxiter, restart: int = 30):
         sn = jnp.zeros((m,), dtype)
         g = jnp.zeros((m + 1,), dtype).at[0].set(beta)
 
-        def cond(c):
-            j, V, H, cs, sn, g = c
-            return (j < m) & (jnp.abs(g[j]) > tol)
-
-        def body(c):
-            j, V, H, cs, sn, g = c
-            w = mv(V[j])
-            live = (jnp.arange(m + 1) <= j).astype(dtype)
+        def arnoldi(i, V, cs, sn):
+            """Step i: the new basis vector and H's column i, rotated; its Givens (c, s)."""
+            w = mv(V[i])
+            live = (jnp.arange(m + 1) <= i).astype(dtype)
             h = (V @ w) * live  # classical Gram-Schmidt, twice (CGS2)
             w = w - h @ V
             h2 = (V @ w) * live
             w = w - h2 @ V
             h = h + h2
             hn = plain_norm(w)
-            V = V.at[j + 1].set(safe_div(w, hn))
-            col = h.at[j + 1].set(hn)
+            col = h.at[i + 1].set(hn)
 
-            def rotate(i, col):  # apply the earlier rotations to the new column
-                a, bb = col[i], col[i + 1]
-                new_a = cs[i] * a + sn[i] * bb
-                new_b = -sn[i] * a + cs[i] * bb
-                use = i < j
-                col = col.at[i].set(jnp.where(use, new_a, a))
-                return col.at[i + 1].set(jnp.where(use, new_b, bb))
+            def rotate(k, col):  # apply the earlier rotations to the new column
+                a, bb = col[k], col[k + 1]
+                new_a = cs[k] * a + sn[k] * bb
+                new_b = -sn[k] * a + cs[k] * bb
+                use = k < i
+                col = col.at[k].set(jnp.where(use, new_a, a))
+                return col.at[k + 1].set(jnp.where(use, new_b, bb))
 
             col = lax.fori_loop(0, m, rotate, col)
-            a, bb = col[j], col[j + 1]
+            a, bb = col[i], col[i + 1]
             rho = jnp.sqrt(a * a + bb * bb)
             c_ = jnp.where(rho > 0, a / jnp.where(rho > 0, rho, 1.0), 1.0)
             s_ = jnp.where(rho > 0, bb / jnp.where(rho > 0, rho, 1.0), 0.0)
-            col = col.at[j].set(rho).at[j + 1].set(0.0)
-            H = H.at[:, j].set(col)
-            cs = cs.at[j].set(c_)
-            sn = sn.at[j].set(s_)
-            g = g.at[j + 1].set(-s_ * g[j]).at[j].set(c_ * g[j])
-            return j + 1, V, H, cs, sn, g
+            return safe_div(w, hn), col.at[i].set(rho).at[i + 1].set(0.0), c_, s_
 
-        j, V, H, cs, sn, g = lax.while_loop(
-            cond, body, (jnp.asarray(0, jnp.int32), V, H, cs, sn, g)
-        )
+        def skip(i, V, cs, sn):
+            return jnp.zeros((n,), dtype), jnp.zeros((m + 1,), dtype), dtype.type(1), dtype.type(0)
+
+        def body(i, c):
+            # A fixed trip count, not a while_loop: under vmap a while_loop with a batched
+            # exit test selects between old and new carry and holds the basis V twice.
+            # Steps after convergence (|g_i| <= tol; monotone, since a skipped step leaves
+            # g_{i+1} = 0) are skipped by the cond and write zeros.
+            j, V, H, cs, sn, g = c
+            active = jnp.abs(g[i]) > tol
+            v, col, c_, s_ = lax.cond(active, arnoldi, skip, i, V, cs, sn)
+            V = V.at[i + 1].set(v)
+            H = H.at[:, i].set(col)
+            cs = cs.at[i].set(c_)
+            sn = sn.at[i].set(s_)
+            g = g.at[i + 1].set(-s_ * g[i]).at[i].set(c_ * g[i])  # (c, s) = (1, 0): unchanged
+            return j + active.astype(j.dtype), V, H, cs, sn, g
+
+        j, V, H, cs, sn, g = lax.fori_loop(0, m, body, (jnp.asarray(0, jnp.int32), V, H, cs, sn, g))
         # Back substitution on the j×j upper-triangular block (unused rows: identity).
         idx = jnp.arange(m)
         used = idx < j
         R = jnp.where(used[:, None] & used[None, :], H[:m, :m], jnp.eye(m, dtype=dtype))
         y = jax.scipy.linalg.solve_triangular(R, jnp.where(used, g[:m], 0.0), lower=False)
-        return u + jnp.where(used, y, 0.0) @ V[:m], j
+        return u + jnp.append(jnp.where(used, y, 0.0), 0.0) @ V, j  # V[:m] would copy it
 
     def outer_cond(c):
         u, r, beta, prev, k, it, stalled = c
