@@ -31,6 +31,7 @@ paper's decoder width instead of 64 (see ``DEC_HIDDEN``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -323,6 +324,7 @@ def gradient_modes(pv):
         ("Checkpointed(every=5)", Checkpointed(every=5)),
         ("Truncated(last=5)", Truncated(last=5)),
         ("Implicit()", Implicit()),
+        ("Implicit(restart=2)", Implicit(restart=2)),  # GMRES(2): a 3-vector basis
         ("Implicit(neumann, 2000)", Implicit(solver="neumann", maxiter=2000)),
         ("Implicit(neumann, 0)", Implicit(solver="neumann", maxiter=0)),
     ]
@@ -352,10 +354,11 @@ def gradient_modes(pv):
         # NaN is how a failed backward solve reports itself (Implicit's on_failure="nan").
         row["grad_finite"] = bool(jnp.all(jnp.isfinite(g)))
         row["grad_err_vs_unrolled"] = float(jnp.linalg.norm(g - ref) / jnp.linalg.norm(ref))
+        if isinstance(mode, Implicit):
+            info = jax.vmap(lambda zz, m=mode: l2g_vae(zz, p64, gradient=m).info)(z64)
+            row["forward_converged"] = f"{int(np.sum(info.converged))}/{z.shape[0]}"
         if isinstance(mode, Implicit) and mode.maxiter > 0:
-            row["grad_err_vs_own_forward"] = implicit_error(
-                p64, z64[:8], w64[:8], key, flat, mode.solver
-            )
+            row["grad_err_vs_own_forward"] = implicit_error(p64, z64[:8], w64[:8], key, flat, mode)
         rows.append(row)
     base, base_tiny = rows[0]["temp_mb"], rows[0]["temp_mb_tiny_vae"]
     for r in rows:
@@ -364,7 +367,7 @@ def gradient_modes(pv):
     return rows
 
 
-def implicit_error(p, z, w, key, flat, solver):
+def implicit_error(p, z, w, key, flat, mode):
     """Implicit's gradient against Unrolled backprop through its own converged forward pass.
 
     Implicit repeats layer T − 2 until the relative change is ≤ tol (here 1e-10, float64): the
@@ -373,7 +376,8 @@ def implicit_error(p, z, w, key, flat, solver):
     layer T − 2, is the reference.
     """
     tol, maxiter = 1e-10, 20000
-    mode = Implicit(solver=solver, tol=1e-10, maxiter=500 if solver != "neumann" else 20000)
+    maxiter_b = 20000 if mode.solver == "neumann" else 2000
+    mode = dataclasses.replace(mode, tol=1e-10, maxiter=maxiter_b)
     gi = jax.jit(
         jax.grad(lambda q: l2g_vae_loss(q, z, w, key, gradient=mode, tol=tol, maxiter=maxiter))
     )(p)
@@ -426,7 +430,7 @@ def main():
     if "modes" in PARTS:
         modes = gradient_modes(models[("BA", 20)][1])
         cols = ["mode", "temp_mb", "temp_ratio", "temp_mb_tiny_vae", "temp_ratio_tiny_vae", "ms",
-                "grad_finite", "grad_err_vs_unrolled"]  # fmt: skip
+                "grad_finite", "grad_err_vs_unrolled", "forward_converged"]  # fmt: skip
         table(modes, cols, "Gradient modes (BA, N=20, 20 layers, batch 32)")
         for r in modes:
             if "grad_err_vs_own_forward" in r:

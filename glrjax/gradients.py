@@ -152,6 +152,9 @@ class Implicit(GradientMode):
             tangent/adjoint solve with a :class:`glrjax.implicit.BackwardInfo` (kind,
             solver, iterations, true residual, status code, converged). Hashed by
             identity: pass the same function to avoid recompiling.
+        restart: GMRES's cycle length m (``None``: 30). The backward solve holds an
+            (m+1)-vector Krylov basis, so memory grows with m; a smaller m costs more
+            cycles and may stagnate (then the solve fails, see ``on_failure``). GMRES only.
 
     Forward mode (``jax.jvp``, ``jax.jacfwd``), reverse mode and their compositions
     (``jax.hessian``, grad-of-grad) all work: the rule is a JVP whose linear solve JAX
@@ -161,7 +164,7 @@ class Implicit(GradientMode):
     solution of the optimality condition does not depend on them.
 
     >>> Implicit(tol=1e-8, maxiter=200)
-    Implicit(solver='auto', tol=1e-08, maxiter=200, on_failure='nan', report=None)
+    Implicit(solver='auto', tol=1e-08, maxiter=200, on_failure='nan', report=None, restart=None)
     >>> import jax.numpy as jnp
     >>> Implicit().backward_tol(jnp.float32), Implicit().backward_tol(jnp.float64)
     (1.1920928955078125e-05, 1e-06)
@@ -172,6 +175,7 @@ class Implicit(GradientMode):
     maxiter: int = 1000  # products (or Neumann terms) of the tangent/adjoint solve
     on_failure: Literal["nan", "ignore"] = "nan"  # what a failed solve returns
     report: Callable[[Any], None] | None = None  # fn(BackwardInfo) after each solve
+    restart: int | None = None  # GMRES cycle length m: an (m+1)-vector basis (None: 30)
 
     def __post_init__(self):
         if self.solver not in _IMPLICIT_SOLVERS:
@@ -199,6 +203,13 @@ class Implicit(GradientMode):
                 f"solver={self.solver!r} (maxiter=0 is allowed only for 'neumann', where it "
                 "is Jacobian-free backprop)."
             )
+        if self.restart is not None:
+            _check_positive_int("Implicit", "restart", self.restart, "e.g. restart=10.")
+            if self.solver in ("cg", "neumann"):
+                raise ValueError(
+                    f"Implicit(restart={self.restart}) applies to GMRES only; drop it or use "
+                    f"solver='gmres' instead of solver={self.solver!r}."
+                )
         if self.report is not None and not callable(self.report):
             raise TypeError(
                 f"Implicit(report={self.report!r}) must be a function fn(info) or None, "

@@ -67,7 +67,8 @@ def _krylov_solve(solver: str, gradient: Implicit, matvec, b, precond):
         return u, info
     if solver == "cg":
         return _krylov.solve_cg(matvec, b, tol=tol, maxiter=gradient.maxiter, precond=precond)
-    return _krylov.solve_gmres(matvec, b, tol=tol, maxiter=gradient.maxiter)
+    restart = 30 if gradient.restart is None else gradient.restart
+    return _krylov.solve_gmres(matvec, b, tol=tol, maxiter=gradient.maxiter, restart=restart)
 
 
 def _solver_fn(kind: str, gradient: Implicit, symmetric: bool, precond):

@@ -45,6 +45,9 @@ def test_modes_are_frozen_hashable_and_static():
         (lambda: glrjax.Implicit(tol=-1.0), ValueError, "tol"),
         (lambda: glrjax.Implicit(maxiter=0), ValueError, "neumann"),
         (lambda: glrjax.Implicit(maxiter=1.5), TypeError, "maxiter"),
+        (lambda: glrjax.Implicit(restart=0), ValueError, "restart"),
+        (lambda: glrjax.Implicit(restart=2.5), TypeError, "restart"),
+        (lambda: glrjax.Implicit(solver="cg", restart=5), ValueError, "GMRES only"),
     ],
 )
 def test_invalid_modes_raise_with_fix(make, error, match):

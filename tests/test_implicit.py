@@ -231,3 +231,18 @@ def test_gmres_holds_its_krylov_basis_once_under_vmap():
     np.testing.assert_allclose(
         np.asarray(u), np.linalg.solve(a, b[..., None])[..., 0], rtol=0, atol=1e-4
     )
+
+
+def test_gmres_restart_sets_the_cycle_length_and_keeps_the_gradient():
+    a, b = _spd(seed=11)
+    ref = np.linalg.solve(a, 2 * np.linalg.solve(a, b))  # ∂‖A⁻¹b‖²/∂b = 2A⁻²b
+    products = {}
+    for restart in (None, 2):
+        seen = []
+        mode = glrjax.Implicit(solver="gmres", tol=1e-11, restart=restart, report=seen.append)
+        g = jax.grad(lambda b, m=mode: jnp.sum(_solve(jnp.asarray(a), b, m) ** 2))(jnp.asarray(b))
+        np.testing.assert_allclose(g, ref, rtol=1e-8)
+        assert bool(seen[0].converged)
+        products[restart] = int(seen[0].iterations)
+    # GMRES(2) restarts from the true residual every 2 steps: one more product per cycle.
+    assert products[2] > products[None], products
