@@ -51,7 +51,7 @@ def test_vae_shapes():
     assert vae.enc[0][0].shape == (e, 8) and vae.enc[1][0].shape == (8, 4)
     assert vae.mean[0].shape == (4, 3) and vae.logvar[0].shape == (4, 3)
     assert vae.dec[0][0].shape == (e + 3, 12) and vae.dec[1][0].shape == (12, e)
-    assert vae.edge[0][0].shape == (1, 16) and vae.edge[1][0].shape == (16, 1)
+    assert vae.edge[0][0].shape == (2, 16) and vae.edge[1][0].shape == (16, 1)
     v = jnp.linspace(-1.0, 1.0, e)
     w, kl = vae_block(vae, v, target=jnp.abs(v), key=jax.random.key(1))
     assert w.shape == (e,) and kl.shape == ()
@@ -273,3 +273,25 @@ def test_forward_mode_through_the_network():
     fd = (f(unravel(flat + eps * d)) - f(unravel(flat - eps * d))) / (2 * eps)
     assert float(jnp.max(jnp.abs(tangent))) > 1e-3
     np.testing.assert_allclose(np.asarray(tangent), np.asarray(fd), rtol=1e-6, atol=1e-8)
+
+
+def test_edge_features_against_numpy():
+    # (p_e / s, (P²)_e / s²) with s = Σp²/Σp, P the adjacency of p (numpy, by hand).
+    from glrjax.l2g_vae import _edge_features
+
+    n = 6
+    p = np.maximum(np.random.default_rng(4).standard_normal(n * (n - 1) // 2), 0.0)
+    i, j = np.triu_indices(n, 1)
+    a = np.zeros((n, n))
+    a[i, j] = a[j, i] = p
+    s = np.sum(p * p) / np.sum(p)
+    feats, scale = _edge_features(jnp.asarray(p))
+    np.testing.assert_allclose(float(scale), s, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(feats[:, 0]), p / s, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(feats[:, 1]), (a @ a)[i, j] / s**2, rtol=1e-12)
+    feats, scale = _edge_features(jnp.zeros(3))  # an empty estimate: scale 1, no NaN
+    assert float(scale) == 1.0 and np.all(np.asarray(feats) == 0)
+    # The two-step feature has its own JVP rule: both modes against finite differences.
+    from jax.test_util import check_grads
+
+    check_grads(lambda q: _edge_features(q)[0], (jnp.asarray(p),), order=1, modes=("fwd", "rev"))
