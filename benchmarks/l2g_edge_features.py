@@ -1,10 +1,8 @@
 """How far a per-edge map of the Unrolling network's output can go, with and without the
 two-step path feature of L2G-VAE's per-edge MLP (``glrjax.l2g_vae._edge_features``).
 
-For each family at 20 nodes, on ``benchmarks/l2g.py``'s data (same seeds, sizes) and an
-Unrolling network trained as there (20 layers, S + S Adam steps from the same start; float32
-training is chaotic enough that it is not bit-for-bit that run's network: ER's test GMSE
-is 0.0465 here and 0.0409 there), a lookup table is fitted on the *training*
+For each family at 20 nodes, on ``benchmarks/l2g.py``'s data and its Unrolling network
+(``run_setting``: the same seeds, the same training), a lookup table is fitted on the *training*
 graphs: the mean of w*_e / s over the training edges in each bin of the features, with
 s = Σp²/Σp. Test GMSE of the table's prediction against the Unrolling network's own:
 
@@ -25,26 +23,17 @@ import l2g as base  # benchmarks/l2g.py: data, Unrolling network and training
 import numpy as np
 from _common import table, write
 
-from glrjax.l2g import gmse, init_l2g_params, l2g_unrolled, synthetic_dataset
+from glrjax.l2g import gmse, l2g_unrolled
 from glrjax.l2g_vae import _edge_features
 
 BINS = 6 if base.SMOKE else 16
 
 
 def unrolling(family, n):
+    """(train, test) pairs (Unrolling output, w*) of ``l2g.py``'s Unrolling network."""
     seed = base.SEEDS[family] + n
-    kw = dict(n=n, num_signals=base.SIGNALS)
-    counts = (base.TRAIN, base.VAL, base.TEST)
-    data = [synthetic_dataset(family, c, seed=seed + i, **kw) for i, c in enumerate(counts)]
-    (z_tr, w_tr), (z_va, w_va), (z_te, w_te) = [
-        tuple(jnp.asarray(a, base.DTYPE) for a in d) for d in data
-    ]
-    a, b = base.grid_search(base.fixed_solver, z_va, w_va)
-    theta = tuple(jnp.log(p) for p in init_l2g_params(n, base.LAYERS, a, b, base.DTYPE))
-    rng, key = np.random.default_rng(seed), jax.random.key(seed)
-    for _ in range(2):  # S steps twice, as run_setting trains it: the same network
-        theta, _ = base.train(theta, base.unrolling_loss, z_tr, w_tr, base.STEPS, rng, key, base.LR)
-    p = base.unrolled_params(theta)
+    (z_tr, w_tr), _, (z_te, w_te) = base.datasets(family, n, seed)
+    p = base.run_setting(family, n, seed)["_models"][0]
     run = jax.jit(jax.vmap(lambda zz: l2g_unrolled(zz, p)))
     return (np.asarray(run(z_tr)), np.asarray(w_tr)), (np.asarray(run(z_te)), np.asarray(w_te))
 
@@ -79,6 +68,7 @@ def lookup(train, test, cols):
 
 
 def main():
+    jax.config.update("jax_enable_x64", True)  # as l2g.py's main(): the same networks
     rows = []
     for family in base.FAMILIES:
         train, test = unrolling(family, 20)
